@@ -1,0 +1,84 @@
+"""Prepared windows -> arrays, and the seeded splits every stage shares.
+
+A prepared dataset version is `DATA_DIR/NAME/{data,label}_VERSION.npy` plus the entry
+`NAME_VERSION` of `DATA_DIR/data_config.json` (written by `python -m dataset.prepare`).
+"""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training.errors import UserError
+
+DATASETS = ("uci", "usc_had", "dsads", "motion", "hhar", "shoaib")
+DEFAULT_VERSION = "20_120_4c"      # CrossHAR's shared 4-class space: needed across datasets
+
+
+@dataclass
+class Windows:
+    name: str
+    version: str
+    data: np.ndarray          # (N, T, C) float32, raw units (acc m/s^2, gyro rad/s)
+    activity: np.ndarray      # (N,) int64 activity index
+    class_names: list
+    info: dict                # the data_config.json entry
+
+
+def _prepare_hint(name, version):
+    classes = "4" if version.endswith("_4c") else "all"
+    return f"python -m dataset.prepare {name} --raw PATH --classes {classes}"
+
+
+def load_windows(name, version=DEFAULT_VERSION, data_dir="dataset", label_index=None) -> Windows:
+    """Load one prepared dataset version; any problem is one UserError line. The class of a
+    window is its `label_index` column (default: the dataset's activity column)."""
+    data_dir = Path(data_dir)
+    data_path = data_dir / name / f"data_{version}.npy"
+    label_path = data_dir / name / f"label_{version}.npy"
+    for p in (data_path, label_path):
+        if not p.is_file():
+            raise UserError(f"prepared dataset file {p} not found; create it with: "
+                            f"{_prepare_hint(name, version)}")
+    config_path = data_dir / "data_config.json"
+    try:
+        info = json.loads(config_path.read_text())[f"{name}_{version}"]
+    except (OSError, ValueError, KeyError):
+        raise UserError(f"{config_path} has no entry {name}_{version}; re-run: {_prepare_hint(name, version)}")
+    try:
+        data = np.load(data_path, allow_pickle=False)
+        labels = np.load(label_path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{data_path} or {label_path} could not be read ({e}); re-run: "
+                        f"{_prepare_hint(name, version)}")
+    if data.ndim != 3 or labels.ndim != 3 or len(data) != len(labels) or data.shape[1] != labels.shape[1]:
+        raise UserError(f"{data_path} {data.shape} and {label_path} {labels.shape} do not match: "
+                        f"expected (N, T, C) and (N, T, L)")
+    if not np.isfinite(data).all():
+        bad = int((~np.isfinite(data)).any(axis=(1, 2)).sum())
+        raise UserError(f"{data_path} holds NaN/inf in {bad} windows; re-run: {_prepare_hint(name, version)}")
+    activity_index = info.get("activity_label_index", 0)
+    column = activity_index if label_index is None else label_index
+    if not 0 <= column < labels.shape[2]:
+        raise UserError(f"-l {column}: {label_path} has label columns 0..{labels.shape[2] - 1}")
+    act = labels[:, :, column].astype(np.int64)
+    if (act != act[:, :1]).any():
+        raise UserError(f"{label_path}: some windows mix labels in column {column}; expected one per window")
+    names = info.get("activity_label") if column == activity_index else None
+    names = list(names or range(int(act.max()) + 1))
+    return Windows(name, version, data.astype(np.float32), act[:, 0], [str(n) for n in names], info)
+
+
+def split_indices(n, seed, train_rate=0.8, val_rate=0.1):
+    """Seeded permutation cut into train / validation / test index arrays. Pretraining and
+    the classifier call this with the same seed and rates, so the test windows are never
+    used for pretraining, augmentation or model selection."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_train, n_val = int(n * train_rate), int(n * val_rate)
+    return perm[:n_train], perm[n_train:n_train + n_val], perm[n_train + n_val:]
+
+
+def labelled_subset(train_idx, label_rate, seed):
+    """The first `label_rate` share of a second seeded shuffle of the training indices."""
+    n = max(1, int(len(train_idx) * label_rate))
+    return np.random.default_rng(seed + 1).permutation(train_idx)[:n]

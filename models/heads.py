@@ -1,0 +1,107 @@
+"""Heads on top of any backbone: they see only per-step features (B, T, H) or pooled (B, H)."""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class ReconstructionHead(nn.Module):
+    """LIMU-BERT's decoder: features at the masked steps -> reconstructed raw channels."""
+
+    def __init__(self, hidden, feature_num):
+        super().__init__()
+        self.linear = nn.Linear(hidden, hidden)
+        self.norm = nn.LayerNorm(hidden, eps=1e-12)
+        self.decoder = nn.Linear(hidden, feature_num)
+
+    def forward(self, feats, positions):
+        """feats (B, T, H), positions (B, M) -> (B, M, C)."""
+        h = torch.gather(feats, 1, positions.unsqueeze(-1).expand(-1, -1, feats.size(-1)))
+        return self.decoder(self.norm(F.gelu(self.linear(h))))
+
+
+class PreNormBlock(nn.Module):
+    """Pre-norm transformer block as in CrossHAR's contrastive head: dropout after the
+    attention output and in the ReLU feed-forward, none on the attention weights."""
+
+    def __init__(self, dim, n_heads, hidden_ff, dropout):
+        super().__init__()
+        self.n_heads = n_heads
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.out = nn.Linear(dim, dim)
+        self.ff1, self.ff2 = nn.Linear(dim, hidden_ff), nn.Linear(hidden_ff, dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x):
+        B, T, D = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(B, T, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, T, D)
+        x = x + self.drop(self.out(a))
+        return x + self.drop(self.ff2(self.drop(F.relu(self.ff1(self.norm2(x))))))
+
+
+class ContrastiveHead(nn.Module):
+    """CrossHAR's temporal-contrastive head: a one-layer transformer over the time-step
+    tokens with a class token, then a projection (Linear, BatchNorm, ReLU, Linear).
+    The original scales attention by the whole width's dim**-0.5 (a quirk); this uses the
+    standard per-head scaling."""
+
+    def __init__(self, in_features, hidden=100, n_heads=4, hidden_ff=64, dropout=0.1,
+                 proj_hidden=36, proj_out=18, temperature=0.2):
+        super().__init__()
+        self.temperature = temperature   # read by the loss; kept here so it travels with the head
+        self.embed = nn.Linear(in_features, hidden)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, hidden))
+        self.block = PreNormBlock(hidden, n_heads, hidden_ff, dropout)
+        self.project = nn.Sequential(nn.Linear(hidden, proj_hidden), nn.BatchNorm1d(proj_hidden),
+                                     nn.ReLU(inplace=True), nn.Linear(proj_hidden, proj_out))
+
+    def forward(self, feats):
+        """feats (B, T, H) -> projections (B, proj_out)."""
+        x = self.embed(feats)
+        x = torch.cat([self.cls_token.expand(x.size(0), -1, -1), x], dim=1)
+        return self.project(self.block(x)[:, 0])
+
+
+def sinusoidal_positions(seq_len, dim):
+    pos = torch.arange(seq_len, dtype=torch.float32).unsqueeze(1)
+    div = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    pe = torch.zeros(seq_len, dim)
+    pe[:, 0::2] = torch.sin(pos * div)
+    pe[:, 1::2] = torch.cos(pos * div)[:, : dim // 2]
+    return pe
+
+
+class TransformerClassifier(nn.Module):
+    """CrossHAR's classifier on per-step embeddings: linear to `hidden_size`, sinusoidal
+    positions, `num_layers` post-norm encoder layers, mean over time, linear to classes."""
+
+    def __init__(self, in_features, n_classes, seq_len=120, hidden_size=100, num_layers=1,
+                 num_heads=4, dropout=0.1, dim_feedforward=2048):
+        super().__init__()
+        self.embed = nn.Linear(in_features, hidden_size)
+        # a buffer: built once, moved with the module, never rebuilt per step
+        self.register_buffer("positions", sinusoidal_positions(seq_len, hidden_size), persistent=False)
+        layer = nn.TransformerEncoderLayer(hidden_size, num_heads, dim_feedforward, dropout,
+                                           batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.fc = nn.Linear(hidden_size, n_classes)
+
+    def forward(self, feats):
+        x = self.embed(feats) + self.positions[: feats.size(1)]
+        return self.fc(self.encoder(x).mean(dim=1))
+
+
+class SupervisedModel(nn.Module):
+    """A backbone trained end to end with a linear head on its pooled vector (HARMamba's
+    supervised setting, and the no-pretraining baseline)."""
+
+    def __init__(self, backbone, n_classes):
+        super().__init__()
+        self.backbone = backbone
+        self.fc = nn.Linear(backbone.num_features, n_classes)
+
+    def forward(self, x):
+        return self.fc(self.backbone(x)[1])

@@ -1,0 +1,45 @@
+"""Stage 1: self-supervised pretraining of an encoder on the source dataset.
+
+    python pretrain.py -d uci [--backbone limu|mamba] [-t config/pretrain_small.json] [-am channel_aug]
+Writes saved/pretrain_<run>/{best.pt, last.pt, config.json}; rerunning the same command resumes.
+"""
+import shutil
+from dataclasses import asdict
+
+from config import CONFIG_DIR, MaskConfig, PretrainConfig, load, load_model_config
+from dataset.load import load_windows
+from training.cli import build_parser, pretrain_dir, run
+from training.loop import resolve_device, resolve_precision
+from training.pretrain import run_pretraining
+
+
+def main():
+    p = build_parser("pretrain", __doc__.splitlines()[0])
+    p.add_argument("--fresh", action="store_true", help="discard an existing run of this name")
+    args = p.parse_args()
+    train_cfg, mask_cfg = load(PretrainConfig, args.train_cfg), load(MaskConfig, args.mask_cfg)
+    if args.seed is not None:
+        train_cfg.seed = args.seed
+    model_cfg = load_model_config(CONFIG_DIR / "pretrain_model.json", f"{args.backbone}_{args.model_version}")
+    if args.scan:
+        model_cfg["scan"] = args.scan
+    head_cfg = load_model_config(CONFIG_DIR / "pretrain_model.json", "contrastive_head")
+    windows = load_windows(args.dataset, args.dataset_version, args.data_dir)
+    device = resolve_device(args.gpu)
+    precision = resolve_precision(args.precision, device)
+    run_dir = pretrain_dir(args, train_cfg.seed)
+    if args.fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    model_args = {"backbone": args.backbone, "cfg": model_cfg, "feature_num": windows.data.shape[2],
+                  "seq_len": windows.data.shape[1]}
+    resolved = {"stage": "pretrain", "dataset": args.dataset, "dataset_version": args.dataset_version,
+                "augmentation": args.augument_method, "model_args": model_args, "contrastive_head": head_cfg,
+                "train": asdict(train_cfg), "mask": asdict(mask_cfg)}
+    run_pretraining(windows=windows, backbone=args.backbone, model_cfg=model_cfg, head_cfg=head_cfg,
+                    train_cfg=train_cfg, mask_cfg=mask_cfg, augmentation=args.augument_method,
+                    device=device, precision=precision, run_dir=run_dir, model_args=model_args,
+                    resolved_config=resolved)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,98 @@
+"""The command line the four stage scripts share: CrossHAR's original flags (-mv -d -td -dv
+-g -f -t -a -l -s -lr -am) plus --backbone, --seed and --precision; artifact names; and the
+wrapper that turns a UserError into one line on stderr and exit code 2."""
+import argparse
+import sys
+from pathlib import Path
+
+from config import CONFIG_DIR
+from dataset.load import DATASETS, DEFAULT_VERSION
+
+from .augment import AUGMENTATIONS
+from .errors import UserError
+from .loop import PRECISIONS
+
+BACKBONES = ("limu", "mamba")
+
+_DEFAULT_TRAIN_CFG = {"pretrain": "pretrain.json", "embedding": "pretrain.json",
+                      "classifier": "classifier_train.json", "cross_dataset_test": "classifier_train.json"}
+
+
+def label_rate(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"label rate must be a number in (0, 1], got {text!r}")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"label rate must be in (0, 1], got {value}")
+    return value
+
+
+def build_parser(stage, description):
+    p = argparse.ArgumentParser(prog=f"{stage}.py", description=description)
+    p.add_argument("-mv", "--model_version", default="v1",
+                   help="model config version: entry BACKBONE_VERSION of config/pretrain_model.json")
+    p.add_argument("-d", "--dataset", default="uci", choices=DATASETS, help="source dataset")
+    p.add_argument("-td", "--target_dataset", default="usc_had", choices=DATASETS,
+                   help="target dataset (cross_dataset_test.py)")
+    p.add_argument("-dv", "--dataset_version", default=DEFAULT_VERSION,
+                   help="prepared version: 20_120_4c (CrossHAR's 4 classes) or 20_120 (all activities)")
+    p.add_argument("-g", "--gpu", default=None, help="CUDA device index; CPU when CUDA is absent")
+    p.add_argument("-f", "--model_file", default=None,
+                   help="embedding.py: encoder checkpoint (best.pt) or pretraining run folder; "
+                        "cross_dataset_test.py: classifier checkpoint")
+    p.add_argument("-t", "--train_cfg", default=str(CONFIG_DIR / _DEFAULT_TRAIN_CFG[stage]),
+                   help="training config (JSON or YAML); config/*_small.json for CPU runs")
+    p.add_argument("-a", "--mask_cfg", default=str(CONFIG_DIR / "mask.json"), help="masking config")
+    p.add_argument("-l", "--label_index", type=int, default=None,
+                   help="label column to classify (default: the dataset's activity column)")
+    p.add_argument("-s", "--save_model", default=None,
+                   help="run name (default BACKBONE_DATASET_VERSION_MV_sSEED)")
+    p.add_argument("-lr", "--label_rate", type=label_rate, default=0.1,
+                   help="labelled share of the source training windows, in (0, 1]")
+    p.add_argument("-am", "--augument_method", default="channel_aug", choices=AUGMENTATIONS,
+                   help="pretraining data expansion (the original's spelling of the flag)")
+    p.add_argument("--backbone", default="limu", choices=BACKBONES)
+    p.add_argument("--seed", type=int, default=None, help="overrides the training config's seed")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="fp32, bf16 autocast, or auto (bf16 where the hardware has it)")
+    p.add_argument("--data-dir", default="dataset", help="where prepared datasets live")
+    p.add_argument("--scan", default=None, choices=("auto", "ref", "torch", "cuda"),
+                   help="mamba backbone: selective-scan implementation (default: config's)")
+    return p
+
+
+def run_name(args, seed):
+    return args.save_model or f"{args.backbone}_{args.dataset}_{args.dataset_version}_{args.model_version}_s{seed}"
+
+
+def pretrain_dir(args, seed):
+    return Path("saved") / f"pretrain_{run_name(args, seed)}"
+
+
+def embed_path(encoder_run, data, version):
+    return Path("embed") / f"{encoder_run}__{data}_{version}.npz"
+
+
+def classifier_dir(args, seed, supervised=False):
+    kind = "supervised" if supervised else "classifier"
+    return Path("saved") / f"{kind}_{run_name(args, seed)}_lr{args.label_rate:g}"
+
+
+def result_paths(args, seed, supervised=False):
+    """(json, png) paths of one cross-dataset result."""
+    kind = "supervised_" if supervised else ""
+    stem = Path("results") / f"{kind}{run_name(args, seed)}_lr{args.label_rate:g}_to_{args.target_dataset}"
+    return stem.parent / f"{stem.name}.json", stem.parent / f"{stem.name}.png"
+
+
+def run(main):
+    """Run a stage's main(); user errors become one line and exit code 2."""
+    try:
+        main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted; completed epochs are saved and a rerun resumes", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,141 @@
+"""Stages 2-4: embeddings from a pretrained encoder, a classifier on a few labelled source
+windows (chosen on validation loss, never on test), and evaluation on a target dataset."""
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from config import ClassifierTrainConfig
+from dataset.load import labelled_subset, split_indices
+from models import build_backbone
+from models.heads import SupervisedModel, TransformerClassifier
+
+from .augment import instance_norm
+from .checkpoint import load_checkpoint
+from .errors import UserError
+from .loop import FitState, autocast, fit, make_generator
+from .metrics import classification_metrics
+
+EMBED_BATCH = 512
+
+
+def build_encoder(ckpt, device):
+    a = ckpt["model_args"]
+    enc = build_backbone(a["backbone"], a["cfg"], a["feature_num"], a["seq_len"])
+    enc.load_state_dict(ckpt["state"])
+    return enc.to(device).eval()
+
+
+def check_compatible(windows, model_args, what):
+    """A target must have the channel count and window length the model was built for."""
+    _, seq_len, channels = windows.data.shape
+    if channels != model_args["feature_num"] or seq_len != model_args["seq_len"]:
+        raise UserError(f"{windows.name}_{windows.version} has windows of {seq_len} steps x "
+                        f"{channels} channels; the {what} expects {model_args['seq_len']} x "
+                        f"{model_args['feature_num']}")
+
+
+def normalized_windows(windows, device):
+    return instance_norm(torch.as_tensor(windows.data, device=device))
+
+
+@torch.no_grad()
+def embed(encoder, x, device, precision):
+    """Per-step features (N, T, H) of normalised windows x, in float32 on the device."""
+    out = []
+    for start in range(0, len(x), EMBED_BATCH):
+        with autocast(device, precision):
+            out.append(encoder(x[start:start + EMBED_BATCH])[0].float())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def predict(model, x, device, precision, batch_size=EMBED_BATCH):
+    model.eval()
+    logits = []
+    for start in range(0, len(x), batch_size):
+        with autocast(device, precision):
+            logits.append(model(x[start:start + batch_size]).float())
+    return torch.cat(logits)
+
+
+def train_classifier(*, model, x, y, train_idx, val_idx, cfg: ClassifierTrainConfig, device,
+                     precision, desc="classifier"):
+    """Cross-entropy training on x[train_idx]; returns the state dict with the lowest
+    validation loss (the test part is not touched here)."""
+    g = make_generator(device, cfg.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    tr = torch.as_tensor(train_idx, device=device)
+    va = torch.as_tensor(val_idx, device=device)
+    best = {}
+
+    def step(idx, epoch):
+        model.train()
+        with autocast(device, precision):
+            loss = F.cross_entropy(model(x[tr[idx]]).float(), y[tr[idx]])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": loss}
+
+    def validate(epoch):
+        logits = predict(model, x[va], device, precision)
+        return {"loss": float(F.cross_entropy(logits, y[va]))}
+
+    def on_best(epoch):
+        best["state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    state = fit(state=FitState(), n_epochs=cfg.n_epochs, n_train=len(tr), batch_size=cfg.batch_size,
+                generator=g, step=step, validate=validate, on_best=on_best, desc=desc)
+    model.load_state_dict(best["state"])
+    return state
+
+
+def classifier_splits(n, split, label_rate, label_seed, name):
+    """Labelled training / validation / test indices. `split` = (seed, train_rate, val_rate)
+    of the encoder's pretraining, so its test windows were never seen in pretraining."""
+    train_idx, val_idx, test_idx = split_indices(n, *split)
+    if len(val_idx) == 0 or len(test_idx) == 0:
+        raise UserError(f"{name}: {n} windows are too few for train/validation/test splits")
+    return labelled_subset(train_idx, label_rate, label_seed), val_idx, test_idx
+
+
+def evaluate(model, x, y_true, n_classes, device, precision):
+    pred = predict(model, x, device, precision).argmax(1).cpu().numpy()
+    return classification_metrics(np.asarray(y_true), pred, n_classes)
+
+
+def build_classifier(args, device):
+    """Rebuild a classifier (embedding or supervised) from its checkpoint's model_args."""
+    a = args
+    if a["type"] == "transformer":
+        model = TransformerClassifier(a["in_features"], a["n_classes"], a["seq_len"], **a["cfg"])
+    else:
+        model = SupervisedModel(build_backbone(a["backbone"], a["cfg"], a["feature_num"], a["seq_len"]),
+                                a["n_classes"])
+    return model.to(device)
+
+
+def model_inputs(ckpt, windows, device, precision):
+    """What a classifier checkpoint consumes for `windows`: embeddings from its encoder,
+    or the normalised raw windows for a supervised model."""
+    x = normalized_windows(windows, device)
+    if ckpt["model_args"]["type"] == "supervised":
+        check_compatible(windows, ckpt["model_args"], "supervised model")
+        return x
+    enc_ckpt = load_checkpoint(Path(ckpt["encoder_path"]), "encoder", map_location=device)
+    check_compatible(windows, enc_ckpt["model_args"], "encoder")
+    return embed(build_encoder(enc_ckpt, device), x, device, precision)
+
+
+def make_label_tensor(windows, class_names, device):
+    if windows.class_names != class_names:
+        raise UserError(f"{windows.name}_{windows.version} has classes {windows.class_names}; the "
+                        f"classifier was trained on {class_names} (use the 4-class versions, "
+                        f"-dv 20_120_4c, across datasets)")
+    return torch.as_tensor(windows.activity, device=device)
+
+
+__all__ = ["build_encoder", "check_compatible", "embed", "train_classifier", "classifier_splits",
+           "evaluate", "build_classifier", "model_inputs", "make_label_tensor"]

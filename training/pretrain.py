@@ -1,0 +1,137 @@
+"""Hierarchical self-supervised pretraining (CrossHAR stage 1).
+
+Phase 1 (the first n_epochs - n_epochs_cl epochs): masked reconstruction of both views.
+Phase 2: lambda_recon x reconstruction + lambda_cl x NT-Xent between the two views.
+Split first (seeded, shared with the classifier), then expand the training part only.
+"""
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from config import MaskConfig, PretrainConfig
+from dataset.load import split_indices
+from models import build_backbone
+from models.heads import ContrastiveHead, ReconstructionHead
+
+from . import augment
+from .checkpoint import load_checkpoint, save_checkpoint, save_json
+from .errors import UserError
+from .losses import nt_xent, reconstruction_loss
+from .loop import FitState, autocast, fit, make_generator
+from .masking import mask_batch
+
+
+class PretrainModel(nn.Module):
+    """Backbone + reconstruction head + contrastive head, and the loss of one batch."""
+
+    def __init__(self, backbone, model_cfg, head_cfg, feature_num, seq_len):
+        super().__init__()
+        self.encoder = build_backbone(backbone, model_cfg, feature_num, seq_len)
+        self.recon_head = ReconstructionHead(self.encoder.num_features, feature_num)
+        self.cl_head = ContrastiveHead(self.encoder.num_features, **head_cfg)
+
+    def losses(self, views, with_cl):
+        """views: two (masked, positions, targets) triples -> (recon loss, NT-Xent or 0)."""
+        recon, projections = 0.0, []
+        for masked, pos, target in views:
+            feats, _ = self.encoder(masked)
+            recon = recon + reconstruction_loss(self.recon_head(feats, pos), target) / len(views)
+            if with_cl:
+                projections.append(self.cl_head(feats))
+        cl = nt_xent(*projections, self.cl_head.temperature) if with_cl else torch.zeros(())
+        return recon, cl
+
+
+def make_views(x, mask_cfg, generator):
+    """Raw windows -> the weak and the strong view, instance-normalised, then masked."""
+    return [mask_batch(augment.instance_norm(view(x, generator)), mask_cfg, generator)
+            for view in (augment.weak_view, augment.strong_view)]
+
+
+def run_pretraining(*, windows, backbone, model_cfg, head_cfg, train_cfg: PretrainConfig,
+                    mask_cfg: MaskConfig, augmentation, device, precision, run_dir, model_args,
+                    resolved_config):
+    run_dir = Path(run_dir)
+    n, seq_len, feature_num = windows.data.shape
+    train_idx, val_idx, _ = split_indices(n, train_cfg.seed, train_cfg.train_rate, train_cfg.val_rate)
+    if len(train_idx) < 2 or len(val_idx) < 1:
+        raise UserError(f"{windows.name}: {n} windows are too few for a train/validation split")
+    g = make_generator(device, train_cfg.seed)
+    data = torch.as_tensor(windows.data, device=device)
+    x_train = augment.expand_training_set(data[torch.as_tensor(train_idx, device=device)], augmentation, g)
+    # validation views and masks are drawn once, so val losses are comparable across epochs
+    val_views = make_views(data[torch.as_tensor(val_idx, device=device)], mask_cfg,
+                           make_generator(device, train_cfg.seed + 1))
+    torch.manual_seed(train_cfg.seed)
+    model = PretrainModel(backbone, model_cfg, head_cfg, feature_num, seq_len).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=train_cfg.lr)
+    phase2_start = train_cfg.n_epochs - train_cfg.n_epochs_cl
+    state = FitState()
+
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    if last_path.exists():
+        ckpt = load_checkpoint(last_path, "pretrain_state", backbone, map_location=device)
+        if ckpt["config"] != resolved_config:
+            raise UserError(f"{run_dir} holds a run with another configuration; pass --fresh to "
+                            f"overwrite it, or -s NAME for a new run")
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        g.set_state(ckpt["rng"].to(g.device) if g.device.type != "cpu" else ckpt["rng"])
+        state = FitState(**ckpt["fit_state"])
+        print(f"resuming {run_dir} after epoch {state.epoch}/{train_cfg.n_epochs}")
+    if state.epoch >= train_cfg.n_epochs:
+        print(f"{run_dir}: already complete ({state.epoch} epochs); best epoch {state.best_epoch + 1}")
+        return state
+    print(f"pretraining {backbone} on {windows.name}: {len(x_train)} training windows "
+          f"({augmentation}), {len(val_idx)} validation windows, device {device}, {precision}")
+
+    def step(idx, epoch):
+        model.train()
+        with autocast(device, precision):
+            recon, cl = model.losses(make_views(x_train[idx], mask_cfg, g), epoch >= phase2_start)
+            loss = recon if epoch < phase2_start else train_cfg.lambda_recon * recon + train_cfg.lambda_cl * cl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"recon": recon, "cl": cl} if epoch >= phase2_start else {"recon": recon}
+
+    @torch.no_grad()
+    def validate(epoch):
+        model.eval()
+        with_cl = epoch >= phase2_start
+        recon_sum, cl_sum, batches = 0.0, 0.0, 0
+        n_val = len(val_idx)
+        for start in range(0, n_val, train_cfg.batch_size):
+            part = [tuple(t[start:start + train_cfg.batch_size] for t in v) for v in val_views]
+            if with_cl and len(part[0][0]) < 2:
+                continue
+            with autocast(device, precision):
+                recon, cl = model.losses(part, with_cl)
+            recon_sum, cl_sum, batches = recon_sum + float(recon), cl_sum + float(cl), batches + 1
+        recon, cl = recon_sum / max(batches, 1), cl_sum / max(batches, 1)
+        loss = train_cfg.lambda_recon * recon + train_cfg.lambda_cl * cl if with_cl else recon
+        return {"loss": loss, "recon": recon, "cl": cl}
+
+    def on_best(epoch):
+        save_checkpoint({"kind": "encoder", "backbone": backbone, "model_args": model_args,
+                         "state": model.encoder.state_dict(),
+                         "heads": {"recon": model.recon_head.state_dict(), "cl": model.cl_head.state_dict()},
+                         "epoch": epoch + 1, "val_loss": state.best_val,
+                         "config": resolved_config}, best_path)
+
+    def on_epoch(st):
+        save_checkpoint({"kind": "pretrain_state", "backbone": backbone, "model_args": model_args,
+                         "model": model.state_dict(), "optimizer": opt.state_dict(),
+                         "rng": g.get_state().cpu(), "fit_state": asdict(st),
+                         "config": resolved_config}, last_path)
+
+    save_json(resolved_config, run_dir / "config.json")
+    state = fit(state=state, n_epochs=train_cfg.n_epochs, n_train=len(x_train),
+                batch_size=train_cfg.batch_size, generator=g, step=step, validate=validate,
+                on_best=on_best, on_epoch=on_epoch, reset_best_at=phase2_start, desc="pretrain")
+    rate = state.windows_seen / max(state.train_seconds, 1e-9)
+    print(f"done: best epoch {state.best_epoch + 1} (val {state.best_val:.4f}); "
+          f"{rate:.0f} training windows/s over this run's epochs; encoder at {best_path}")
+    return state
