@@ -19,11 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from training.errors import UserError
+
 # What a broken zip member or file can raise while being read.
 READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError)
 
 
-class PrepareError(Exception):
+class PrepareError(UserError):
     """Bad input, reported as one line: '<path>: <problem>; expected <what>'."""
 
 
@@ -70,8 +72,11 @@ class Source:
         inner, self._inner = self._inner, []
         for name in inner:
             spool = tempfile.TemporaryFile()
-            with self.open(name) as f:
-                shutil.copyfileobj(f, spool)
+            try:
+                with self.open(name) as f:
+                    shutil.copyfileobj(f, spool)
+            except READ_ERRORS as exc:
+                raise self.error(name, f"unreadable or truncated ({exc})")
             self._add_zip(spool, name + "/")
 
     def where(self, name=None):
@@ -135,7 +140,8 @@ def iter_table(src, name, ncols, *, delimiter=None, skiprows=0, dtype=float, use
     expected = f"{ncols} {'comma' if delimiter == ',' else 'space'}-separated columns"
     first = skiprows
     try:
-        with src.open(name) as raw, io.TextIOWrapper(raw, encoding="utf-8") as text:
+        with src.open(name) as raw, \
+                io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace") as text:
             for _ in range(skiprows):
                 next(text, None)
             while True:

@@ -15,26 +15,25 @@ ACTIVITIES = ["bike", "sit", "stairsdown", "stairsup", "stand", "walk"]   # LIMU
 USERS = list("abcdefghi")
 MODELS = ["nexus4", "s3", "s3mini", "samsungold"]
 LABELS = {"activity": ACTIVITIES, "user": USERS, "model": MODELS}
-OPTIONS = {}
 DOWNLOAD_URL = ("https://archive.ics.uci.edu/static/public/344/"
                 "heterogeneity+activity+recognition.zip")
 LAYOUT = ("the UCI HHAR zip or its folder (Phones_accelerometer.csv, Phones_gyroscope.csv "
           "with columns Index,Arrival_Time,Creation_Time,x,y,z,User,Model,Device,gt)")
 HEADER = "Index,Arrival_Time,Creation_Time,x,y,z,User,Model,Device,gt"
 BIN_NS = 50_000_000      # 50 ms = one 20 Hz sample
-DTYPE = [("time", "i8"), ("xyz", "f8", 3), ("user", "U8"), ("model", "U16"),
-         ("device", "U32"), ("gt", "U16")]
+DTYPE = [("time", "i8"), ("xyz", "f8", 3), ("user", "U4"), ("model", "U12"),
+         ("device", "U16"), ("gt", "U12")]
 
 
 def _load(src, name, devices):
     """-> device code, Creation_Time, xyz, labels [activity, user, model] (-1: unlabelled)."""
     with src.open(name) as f:
-        header = f.readline().decode("utf-8", "replace").strip()
+        header = f.readline().decode("utf-8-sig", "replace").strip()
     if header != HEADER:
         raise src.error(name, f"header {header[:80]!r}")
     parts = []
     for t in iter_table(src, name, 10, delimiter=",", skiprows=1, dtype=DTYPE,
-                        usecols=range(2, 10), chunk_rows=1_000_000):
+                        usecols=range(2, 10), chunk_rows=250_000):
         labels = np.stack([encode(src, name, t["gt"], ACTIVITIES, "gt", {"null": None}),
                            encode(src, name, t["user"], USERS, "User"),
                            encode(src, name, t["model"], MODELS, "Model")], axis=1)

@@ -83,11 +83,13 @@ def prepare(name, raw=None, out="dataset", classes="both", *, download=False, ca
     """
     say = print if verbose else (lambda *a, **k: None)
     module = reader(name)
+    defaults = getattr(module, "OPTIONS", {})     # reader options and their defaults
     options = {k: v for k, v in options.items() if v is not None}
-    for option in set(options) - set(module.OPTIONS):
-        raise PrepareError(f"{name}: option {option!r} does not apply; expected "
-                           f"{', '.join(module.OPTIONS) or 'no options'}")
-    options = {**module.OPTIONS, **options}
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise PrepareError(f"{name}: option {unknown[0]!r} does not apply; expected "
+                           f"{', '.join(defaults) or 'no options'}")
+    options = {**defaults, **options}
     if classes not in ("all", "4", "both"):
         raise PrepareError(f"{classes}: unknown --classes; expected all, 4 or both")
     if download:
@@ -112,7 +114,7 @@ def prepare(name, raw=None, out="dataset", classes="both", *, download=False, ca
         if not len(versions["4"][0]):
             raise src.error(None, "no window of the 4 classes (walking, upstairs, downstairs, "
                                   "sitting & standing)")
-    out, files, written = Path(out), {}, {}
+    out, files, written, summaries = Path(out), {}, {}, []
     for version_classes, (d, l) in versions.items():
         version = VERSIONS[version_classes]
         paths = {"data": out / name / f"data_{version}.npy",
@@ -120,11 +122,12 @@ def prepare(name, raw=None, out="dataset", classes="both", *, download=False, ca
         files.update({paths["data"]: d, paths["label"]: l})
         entry = config_entry(module, d, version_classes, os.path.abspath(raw), options)
         written[f"{name}_{version}"] = {**entry, **paths}
-        say(summary(f"{name}_{version}", l, label_columns(module, version_classes)))
+        summaries.append(summary(f"{name}_{version}", l, label_columns(module, version_classes)))
     write_atomic(files)   # all npy files, or none
     update_json(out / "data_config.json",
                 {key: {k: v for k, v in entry.items() if k not in ("data", "label")}
                  for key, entry in written.items()})
+    say("\n".join(summaries))
     return written
 
 

@@ -5,7 +5,7 @@ Mx My Mz, one more) with the activity in the last column. acc = A (m/s^2), gyro 
 """
 import numpy as np
 
-from .files import encode, load_table, progress
+from .files import PrepareError, encode, load_table, progress
 from .windows import Recording, runs
 
 RATE, RESAMPLE = 50, "block"
@@ -27,6 +27,9 @@ def _floats(src, name, cells):
 
 
 def read(src, positions=POSITIONS):
+    unknown = sorted(set(positions) - set(POSITIONS))
+    if unknown:
+        raise PrepareError(f"position {unknown[0]!r}: unknown; expected {', '.join(POSITIONS)}")
     files = src.require(r"(?:^|/)Participant_(\d+)\.csv$", "Participant_N.csv files")
     files.sort(key=lambda found: int(found[1].group(1)))
     for name, match in progress(files, "shoaib participants"):

@@ -10,9 +10,8 @@ from .windows import G, Recording
 
 RATE, RESAMPLE = 50, "block"
 ACTIVITIES = [1, 2, 3, 4, 5, 6]     # HAPT ids; 7-12 are postural transitions, not used
-ACTIVITY_NAMES = ["walking", "upstairs", "downstairs", "sitting", "standing", "lying"]
-LABELS = {"activity": ACTIVITY_NAMES, "user": 30}
-OPTIONS = {}
+LABELS = {"activity": ["walking", "upstairs", "downstairs", "sitting", "standing", "lying"],
+          "user": 30}
 DOWNLOAD_URL = ("https://archive.ics.uci.edu/static/public/341/smartphone+based+recognition"
                 "+of+human+activities+and+postural+transitions.zip")
 LAYOUT = ("the UCI HAPT zip or its RawData/ folder (acc_expXX_userYY.txt, "

@@ -13,11 +13,10 @@ from .windows import G, Recording
 
 RATE, RESAMPLE = 100, "poly"
 ACTIVITIES = list(range(1, 13))
-ACTIVITY_NAMES = ["walking_forward", "walking_left", "walking_right", "walking_upstairs",
-                  "walking_downstairs", "running_forward", "jumping_up", "sitting", "standing",
-                  "sleeping", "elevator_up", "elevator_down"]
-LABELS = {"activity": ACTIVITY_NAMES, "user": 14}
-OPTIONS = {}
+LABELS = {"activity": ["walking_forward", "walking_left", "walking_right", "walking_upstairs",
+                       "walking_downstairs", "running_forward", "jumping_up", "sitting",
+                       "standing", "sleeping", "elevator_up", "elevator_down"],
+          "user": 14}
 DOWNLOAD_URL = "https://sipi.usc.edu/had/USC-HAD.zip"
 LAYOUT = "the USC-HAD zip or its folder (SubjectK/aMtN.mat, K 1..14, M 1..12)"
 

@@ -9,7 +9,6 @@ from fractions import Fraction
 from typing import NamedTuple
 
 import numpy as np
-from scipy.signal import resample_poly
 
 RATE = 20        # Hz of every prepared dataset
 SEQ_LEN = 120    # samples per window (6 s)
@@ -55,6 +54,8 @@ def resample(x, rate, method):
         return x
     if method == "block":
         return block_average(x, Fraction(rate) / RATE)
+    from scipy.signal import resample_poly   # here: importing scipy.signal takes ~0.7 s
+
     r = Fraction(RATE) / Fraction(rate)
     return resample_poly(x, r.numerator, r.denominator, axis=0, padtype="edge",
                          window=("kaiser", 10.0))

@@ -8,8 +8,9 @@ import pytest
 pytestmark = pytest.mark.slow     # the session fixture prepares all three (about 20 s)
 
 # LIMU-BERT's published dataset/uci arrays (shared/data/README.md)
-UCI_SHA256 = {"data_20_120.npy": "9a306aa99d30dde9c7281868671fa559fd1760b631093e4204fa6abfa57dcfaa",
-              "label_20_120.npy": "e3264ce6709c80fa2e9bf6c0cee85531ab185fb186f149bf138a0ef11cf26d27"}
+UCI_SHA256 = {
+    "data_20_120.npy": "9a306aa99d30dde9c7281868671fa559fd1760b631093e4204fa6abfa57dcfaa",
+    "label_20_120.npy": "e3264ce6709c80fa2e9bf6c0cee85531ab185fb186f149bf138a0ef11cf26d27"}
 
 
 def prepared(out, name, version="20_120"):

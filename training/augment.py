@@ -66,8 +66,9 @@ def permute_segments(x, generator, max_segments=8, min_segments=1):
     rank = scores.argsort(dim=1).argsort(dim=1)
     cuts = rank < (n_segs - 1).unsqueeze(1)
     seg_id = torch.cat([torch.zeros(B, 1, dtype=torch.long, device=dev), cuts.long().cumsum(1)], 1)
-    seg_key = _rand((B, max_segments), generator, dev)        # random order of segments
-    order = (torch.gather(seg_key, 1, seg_id) * (2 * T) + torch.arange(T, device=dev)).argsort(1)
+    # a random rank per segment; steps sort by (rank of their segment, time)
+    seg_rank = _rand((B, max_segments), generator, dev).argsort(1).argsort(1)
+    order = (torch.gather(seg_rank, 1, seg_id) * T + torch.arange(T, device=dev)).argsort(1)
     return torch.gather(x, 1, order.unsqueeze(-1).expand_as(x))
 
 

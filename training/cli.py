@@ -28,8 +28,15 @@ def label_rate(text):
     return value
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the full usage is one --help away)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser(stage, description):
-    p = argparse.ArgumentParser(prog=f"{stage}.py", description=description)
+    p = Parser(prog=f"{stage}.py", description=description)
     p.add_argument("-mv", "--model_version", default="v1",
                    help="model config version: entry BACKBONE_VERSION of config/pretrain_model.json")
     p.add_argument("-d", "--dataset", default="uci", choices=DATASETS, help="source dataset")

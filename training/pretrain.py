@@ -50,6 +50,11 @@ def make_views(x, mask_cfg, generator):
             for view in (augment.weak_view, augment.strong_view)]
 
 
+def _without_epochs(config):
+    """A run may be resumed with a longer schedule; everything else must match."""
+    return {**config, "train": {k: v for k, v in config["train"].items() if k != "n_epochs"}}
+
+
 def run_pretraining(*, windows, backbone, model_cfg, head_cfg, train_cfg: PretrainConfig,
                     mask_cfg: MaskConfig, augmentation, device, precision, run_dir, model_args,
                     resolved_config):
@@ -73,7 +78,7 @@ def run_pretraining(*, windows, backbone, model_cfg, head_cfg, train_cfg: Pretra
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     if last_path.exists():
         ckpt = load_checkpoint(last_path, "pretrain_state", backbone, map_location=device)
-        if ckpt["config"] != resolved_config:
+        if _without_epochs(ckpt["config"]) != _without_epochs(resolved_config):
             raise UserError(f"{run_dir} holds a run with another configuration; pass --fresh to "
                             f"overwrite it, or -s NAME for a new run")
         model.load_state_dict(ckpt["model"])

@@ -1,0 +1,23 @@
+import math
+
+import torch
+
+from training.losses import nt_xent
+
+
+def test_nt_xent_matches_hand_computation():
+    z1 = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    z2 = torch.tensor([[1.0, 1.0], [-1.0, 1.0]])
+    t = 0.5
+    views = [v / v.norm() for v in list(z1) + list(z2)]
+    partner = {0: 2, 1: 3, 2: 0, 3: 1}
+    total = 0.0
+    for i in range(4):
+        sims = {j: float(views[i] @ views[j]) / t for j in range(4) if j != i}
+        total += -sims[partner[i]] + math.log(sum(math.exp(s) for s in sims.values()))
+    assert abs(nt_xent(z1, z2, t).item() - total / 4) < 1e-6
+
+
+def test_nt_xent_is_low_for_matching_views():
+    z = torch.randn(32, 18)
+    assert nt_xent(z, z + 0.01 * torch.randn_like(z)) < nt_xent(z, torch.randn(32, 18))
