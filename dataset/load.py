@@ -11,8 +11,8 @@ import numpy as np
 
 from training.errors import UserError
 
-DATASETS = ("uci", "usc_had", "dsads", "motion", "hhar", "shoaib")
-DEFAULT_VERSION = "20_120_4c"      # CrossHAR's shared 4-class space: needed across datasets
+from .prepare import DATASETS, VERSIONS
+DEFAULT_VERSION = VERSIONS["4"]    # CrossHAR's shared 4-class space: needed across datasets
 
 
 @dataclass

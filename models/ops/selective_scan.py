@@ -1,0 +1,258 @@
+"""Mamba's selective scan (S6) and causal depthwise conv: pure maths, no nn.Module.
+
+Three scans share mamba_ssm's ``selective_scan_fn`` signature and shapes:
+    u, delta: (batch, d_inner, L)   A: (d_inner, d_state)   B, C: (batch, d_state, L)
+    D: (d_inner,)   z: (batch, d_inner, L)   delta_bias: (d_inner,)
+    -> out (batch, d_inner, L) [, last_state (batch, d_inner, d_state)]
+Recurrence (per batch b, channel d, state n):
+    delta = softplus(delta + delta_bias)        (each step only if asked)
+    h_t = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t,   h_{-1} = 0
+    y_t = <C_t, h_t> + D * u_t;   out = y * silu(z)
+
+* ``selective_scan_ref``: the sequential recurrence with autograd; the readable ground truth.
+* ``selective_scan_torch``: the fast pure-PyTorch scan (CPU, or GPUs without mamba_ssm).
+* ``selective_scan(..., impl=)``: dispatch; "auto" takes mamba_ssm's CUDA kernel for CUDA
+  tensors when it imports, else the torch scan.
+Everything computes in float32 (float64 if an input is float64) and returns the dtype of u.
+mamba_ssm and causal_conv1d are optional and imported lazily: on a CPU machine their
+packages install without their compiled kernels and fail on import (see requirements-cuda.txt).
+"""
+import functools
+import importlib
+
+import torch
+import torch.nn.functional as F
+
+SCAN_IMPLS = ("auto", "ref", "torch", "cuda")
+
+# Elements (L * batch_block * d_inner * d_state) per intermediate in the torch scan: three
+# such tensors live at once in the backward, so ~2M floats keeps them inside a 32 MB L3.
+_BLOCK_ELEMS = 2 ** 21
+
+
+def _compute_dtype(*tensors):
+    return torch.float64 if any(t is not None and t.dtype == torch.float64 for t in tensors) \
+        else torch.float32
+
+
+def _check_shapes(u, delta, A, B, C, D, z, delta_bias):
+    batch, d_inner, L = u.shape
+    d_state = A.shape[-1]
+    expected = {"delta": (delta, (batch, d_inner, L)), "A": (A, (d_inner, d_state)),
+                "B": (B, (batch, d_state, L)), "C": (C, (batch, d_state, L)),
+                "D": (D, (d_inner,)), "z": (z, (batch, d_inner, L)),
+                "delta_bias": (delta_bias, (d_inner,))}
+    for name, (t, shape) in expected.items():
+        if t is not None and tuple(t.shape) != shape:
+            raise ValueError(f"selective scan: {name} has shape {tuple(t.shape)}, expected {shape} "
+                             f"(only input-dependent B, C of shape (batch, d_state, L) are supported)")
+
+
+def _discretized_delta(delta, delta_bias, delta_softplus, dtype):
+    delta = delta.to(dtype)
+    if delta_bias is not None:
+        delta = delta + delta_bias.to(dtype)[:, None]
+    return F.softplus(delta) if delta_softplus else delta
+
+
+def _finish(y, u, D, z, dtype):
+    """y (batch, d_inner, L) in compute dtype -> (y + D u) * silu(z)."""
+    if D is not None:
+        y = y + u.to(dtype) * D.to(dtype)[:, None]
+    if z is not None:
+        y = y * F.silu(z.to(dtype))
+    return y
+
+
+def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                       return_last_state=False):
+    """Sequential reference: one recurrence step per time step, plain autograd."""
+    _check_shapes(u, delta, A, B, C, D, z, delta_bias)
+    ct = _compute_dtype(u, delta, A, B, C, D, z, delta_bias)
+    dt = _discretized_delta(delta, delta_bias, delta_softplus, ct)
+    u_, A_, B_, C_ = u.to(ct), A.to(ct), B.to(ct), C.to(ct)
+    h = u_.new_zeros(u.shape[0], u.shape[1], A.shape[1])          # (batch, d_inner, d_state)
+    ys = []
+    for t in range(u.shape[-1]):
+        decay = torch.exp(dt[:, :, t, None] * A_)
+        h = decay * h + (dt[:, :, t] * u_[:, :, t])[:, :, None] * B_[:, None, :, t]
+        ys.append((h * C_[:, None, :, t]).sum(-1))
+    out = _finish(torch.stack(ys, dim=-1), u, D, z, ct).to(u.dtype)
+    return (out, h.to(u.dtype)) if return_last_state else out
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast torch scan. Why it is fast on a CPU: the recurrence itself is one in-place addcmul per
+# time step over a whole batch block; every other product and contraction is a bulk op over
+# all time steps. Inputs are moved to time-major layout (L, batch, ...) so each step's slice is
+# contiguous, and the batch is cut into blocks whose (L, block, d_inner, d_state) tensors stay
+# in cache. The backward is a hand-written reverse scan that recomputes the states instead of
+# keeping L states per layer for autograd.
+
+def _states(u, dt, A, B):
+    """u, dt: (L, b, d); A: (d, n); B: (L, b, n) -> states H and decays dA, both (L, b, d, n)."""
+    dA = torch.exp(dt.unsqueeze(-1) * A)
+    H = (dt * u).unsqueeze(-1) * B.unsqueeze(2)                 # delta * B * u, overwritten by h
+    for t in range(1, H.shape[0]):
+        H[t].addcmul_(dA[t], H[t - 1])                          # h_t = dA_t * h_{t-1} + dBu_t
+    return H, dA
+
+
+def _time_major(x, dtype):
+    """(batch, k, L) -> contiguous (L, batch, k) in dtype."""
+    return x.to(dtype).permute(2, 0, 1).contiguous()
+
+
+def _batch_blocks(L, batch, d_inner, d_state):
+    size = max(1, _BLOCK_ELEMS // max(1, L * d_inner * d_state))
+    return [slice(i, min(i + size, batch)) for i in range(0, batch, size)]
+
+
+class _SelectiveScanFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+        ct = _compute_dtype(u, delta, A, B, C, D, z, delta_bias)
+        dt = _discretized_delta(delta, delta_bias, delta_softplus, ct)
+        ut, dtt, Bt, Ct = _time_major(u, ct), _time_major(dt, ct), _time_major(B, ct), _time_major(C, ct)
+        A_ = A.to(ct)
+        L, batch, d_inner = ut.shape
+        y = ut.new_empty(L, batch, d_inner)
+        last = ut.new_empty(batch, d_inner, A.shape[1])
+        for sl in _batch_blocks(L, batch, d_inner, A.shape[1]):
+            H, _ = _states(ut[:, sl], dtt[:, sl], A_, Bt[:, sl])
+            y[:, sl] = (H * Ct[:, sl].unsqueeze(2)).sum(-1)
+            last[sl] = H[-1]
+        y = y.permute(1, 2, 0)
+        if D is not None:
+            y = y + u.to(ct) * D.to(ct)[:, None]
+        out = y * F.silu(z.to(ct)) if z is not None else y
+        ctx.delta_softplus = delta_softplus
+        ctx.set_materialize_grads(False)                            # dlast is None unless used
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, y if z is not None else None)
+        return out.to(u.dtype), last.to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, dout, dlast):
+        u, delta, A, B, C, D, z, delta_bias, y = ctx.saved_tensors
+        ct = _compute_dtype(u, delta, A, B, C, D, z, delta_bias)
+        batch, d_inner, L = u.shape
+        dout = torch.zeros_like(u, dtype=ct) if dout is None else dout.to(ct)
+        dz = None
+        if z is not None:
+            zc = z.to(ct)
+            sz = torch.sigmoid(zc)
+            dz = dout * y * sz * (1 + zc * (1 - sz))                # d silu(z) / dz
+            dout = dout * zc * sz                                   # grad w.r.t. y
+        u_c = u.to(ct)
+        dD = (dout * u_c).sum((0, 2)) if D is not None else None
+        du = dout * D.to(ct)[:, None] if D is not None else torch.zeros_like(u_c)
+
+        dt = _discretized_delta(delta, delta_bias, ctx.delta_softplus, ct)
+        ut, dtt, Bt, Ct, dyt = (_time_major(x, ct) for x in (u, dt, B, C, dout))
+        A_ = A.to(ct)
+        du_t, ddt = torch.empty_like(ut), torch.empty_like(ut)
+        dB, dC, dA = torch.empty_like(Bt), torch.empty_like(Ct), torch.zeros_like(A_)
+        for sl in _batch_blocks(L, batch, d_inner, A.shape[1]):
+            u_b, dt_b, B_b, dy_b = ut[:, sl], dtt[:, sl], Bt[:, sl], dyt[:, sl]
+            H, dA_b = _states(u_b, dt_b, A_, B_b)
+            dC[:, sl] = (dy_b.unsqueeze(-2) @ H).squeeze(-2)      # sum_d dy * h
+            # G_t = dL/dh_t, a reverse scan: G_t = C_t dy_t + dA_{t+1} G_{t+1}
+            G = dy_b.unsqueeze(-1) * Ct[:, sl].unsqueeze(2)
+            if dlast is not None:
+                G[-1] += dlast[sl].to(ct)
+            for t in range(L - 2, -1, -1):
+                G[t].addcmul_(dA_b[t + 1], G[t + 1])
+            GB = (G * B_b.unsqueeze(2)).sum(-1)                     # sum_n G * B
+            du_t[:, sl] = dt_b * GB
+            ddt[:, sl] = u_b * GB
+            dB[:, sl] = ((dt_b * u_b).unsqueeze(-2) @ G).squeeze(-2)
+            # through the decay: Q = dL/d(delta*A) = G_t * h_{t-1} * dA_t (zero at t = 0)
+            Q = G[1:].mul_(H[:-1]).mul_(dA_b[1:])
+            ddt[1:, sl] += (Q * A_).sum(-1)
+            dA += (Q * dt_b[1:].unsqueeze(-1)).sum((0, 1))
+
+        ddt = ddt.permute(1, 2, 0)
+        if ctx.delta_softplus:
+            ddt = ddt * torch.sigmoid(_discretized_delta(delta, delta_bias, False, ct))
+        ddelta_bias = ddt.sum((0, 2)) if delta_bias is not None else None
+        du = du + du_t.permute(1, 2, 0)
+        grads = (du, ddt, dA, dB.permute(1, 2, 0), dC.permute(1, 2, 0), dD, dz, ddelta_bias)
+        inputs = (u, delta, A, B, C, D, z, delta_bias)
+        return tuple(None if g is None else g.to(x.dtype) for g, x in zip(grads, inputs)) + (None,)
+
+
+def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                         return_last_state=False):
+    """Fast pure-PyTorch scan; same arguments and results as selective_scan_ref."""
+    _check_shapes(u, delta, A, B, C, D, z, delta_bias)
+    out, last = _SelectiveScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    return (out, last) if return_last_state else out
+
+
+# ---------------------------------------------------------------------------------------------
+# Optional CUDA kernels, imported lazily (never at module import).
+
+@functools.lru_cache(maxsize=None)
+def _load_kernel(module, name):
+    """-> (function, None) or (None, why). A CPU-only install of mamba_ssm raises ImportError;
+    one built against another torch raises OSError/RuntimeError (undefined symbols)."""
+    try:
+        return getattr(importlib.import_module(module), name), None
+    except (ImportError, OSError, RuntimeError) as e:
+        return None, f"{type(e).__name__}: {e}"
+
+
+def _cuda_kernel(module, name, package, tensor):
+    fn, why = _load_kernel(module, name)
+    if fn is None:
+        raise RuntimeError(f"impl='cuda' needs {package}'s compiled kernel, which failed to import "
+                           f"({why}); install requirements-cuda.txt on a CUDA machine, or use "
+                           f"impl='auto' or 'torch'")
+    if not tensor.is_cuda:
+        raise RuntimeError(f"impl='cuda' needs CUDA tensors, got {tensor.device}")
+    return fn
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                   return_last_state=False, impl="auto"):
+    """Dispatch: "auto" (CUDA kernel for CUDA tensors when mamba_ssm imports, else "torch"),
+    "ref", "torch", or "cuda" (the kernel or a RuntimeError)."""
+    if impl not in SCAN_IMPLS:
+        raise ValueError(f"unknown scan impl {impl!r}; expected one of {SCAN_IMPLS}")
+    args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    if impl == "ref":
+        return selective_scan_ref(*args)
+    if impl == "cuda":
+        kernel = _cuda_kernel("mamba_ssm.ops.selective_scan_interface", "selective_scan_fn",
+                              "mamba_ssm", u)
+        return kernel(*args)
+    if impl == "auto" and u.is_cuda:
+        kernel, _ = _load_kernel("mamba_ssm.ops.selective_scan_interface", "selective_scan_fn")
+        if kernel is not None:
+            return kernel(*args)
+    return selective_scan_torch(*args)
+
+
+def causal_conv1d_ref(x, weight, bias=None, activation="silu"):
+    """Depthwise causal conv: x (batch, dim, L), weight (dim, width) -> (batch, dim, L);
+    output t sees inputs t-width+1..t only."""
+    if activation not in (None, "silu", "swish"):
+        raise ValueError(f"causal_conv1d: activation must be None, 'silu' or 'swish', got {activation!r}")
+    width = weight.shape[-1]
+    y = F.conv1d(x, weight.unsqueeze(1), bias, padding=width - 1, groups=x.shape[1])[..., :x.shape[-1]]
+    return F.silu(y) if activation else y
+
+
+def causal_conv1d(x, weight, bias=None, activation="silu", impl="auto"):
+    """Dispatch like selective_scan: the causal_conv1d kernel ("cuda", or "auto" on CUDA tensors
+    when it imports and 2 <= width <= 4), else causal_conv1d_ref ("ref", "torch")."""
+    if impl not in SCAN_IMPLS:
+        raise ValueError(f"unknown conv impl {impl!r}; expected one of {SCAN_IMPLS}")
+    if impl == "cuda":
+        return _cuda_kernel("causal_conv1d", "causal_conv1d_fn", "causal_conv1d", x)(
+            x, weight, bias, activation=activation)
+    if impl == "auto" and x.is_cuda and 2 <= weight.shape[-1] <= 4:
+        kernel, _ = _load_kernel("causal_conv1d", "causal_conv1d_fn")
+        if kernel is not None:
+            return kernel(x, weight, bias, activation=activation)
+    return causal_conv1d_ref(x, weight, bias, activation)
