@@ -3,6 +3,7 @@
     python classifier.py -d uci -lr 0.1 [--backbone limu|mamba] [-t config/classifier_train_small.json]
     python classifier.py -d uci -lr 0.1 --supervised      # encoder + linear head end to end on raw windows
 The model is chosen on validation loss; the source test split is scored once, at the end.
+Runs unchanged under torchrun (DDP; batch_size stays global).
 Writes saved/{classifier|supervised}_<run>_lr<rate>/{model.pt, config.json, source_test.json}.
 """
 import json
@@ -15,6 +16,7 @@ from dataset.load import load_windows
 from training.checkpoint import load_checkpoint, load_npz, save_checkpoint, save_json
 from training.cli import build_parser, classifier_dir, embed_path, pretrain_dir, run
 from training.finetune import build_classifier, classifier_splits, evaluate, normalized_windows, train_classifier
+from training.distributed import setup, teardown
 from training.loop import resolve_device, resolve_precision
 
 
@@ -26,7 +28,7 @@ def main():
     cfg = load(ClassifierTrainConfig, args.train_cfg)
     if args.seed is not None:
         cfg.seed = args.seed
-    device = resolve_device(args.gpu)
+    world, device = setup(resolve_device(args.gpu))     # torchrun: one process per device
     precision = resolve_precision(args.precision, device)
     windows = load_windows(args.dataset, args.dataset_version, args.data_dir, args.label_index)
     n_classes = len(windows.class_names)
@@ -56,12 +58,15 @@ def main():
     model = build_classifier(model_args, device)
     y = torch.as_tensor(windows.activity, device=device)
     train_idx, val_idx, test_idx = classifier_splits(len(y), split, args.label_rate, cfg.seed, windows.name)
-    print(f"{windows.name}: {len(train_idx)} labelled training windows (rate {args.label_rate:g}), "
+    say = print if world.main else (lambda *a, **k: None)
+    say(f"{windows.name}: {len(train_idx)} labelled training windows (rate {args.label_rate:g}), "
           f"{len(val_idx)} validation, {len(test_idx)} test; {n_classes} classes")
     state = train_classifier(model=model, x=x, y=y, train_idx=train_idx, val_idx=val_idx, cfg=cfg,
-                             device=device, precision=precision)
+                             device=device, precision=precision, world=world)
     test = evaluate(model, x[torch.as_tensor(test_idx, device=device)], windows.activity[test_idx],
                     n_classes, device, precision)
+    if not world.main:
+        return teardown(world)
     out = classifier_dir(args, cfg.seed, args.supervised)
     resolved = {"stage": "classifier", "dataset": args.dataset, "dataset_version": args.dataset_version,
                 "label_rate": args.label_rate, "split": list(split), "train": asdict(cfg),
@@ -73,6 +78,7 @@ def main():
     save_json({"source": args.dataset, "best_epoch": state.best_epoch + 1, "test": test}, out / "source_test.json")
     print(f"source test ({args.dataset}, {test['n']} windows): accuracy {test['accuracy']:.4f}, "
           f"macro-F1 {test['macro_f1']:.4f} (majority rate {test['majority_rate']:.4f}); model at {out}")
+    teardown(world)
 
 
 if __name__ == "__main__":

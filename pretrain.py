@@ -2,6 +2,7 @@
 
     python pretrain.py -d uci [--backbone limu|mamba] [-t config/pretrain_small.json] [-am channel_aug]
 Writes saved/pretrain_<run>/{best.pt, last.pt, config.json}; rerunning the same command resumes.
+Runs unchanged under `torchrun --nproc_per_node N pretrain.py ...` (DDP; -t's batch_size stays global).
 """
 import shutil
 from dataclasses import asdict
@@ -9,6 +10,7 @@ from dataclasses import asdict
 from config import CONFIG_DIR, MaskConfig, PretrainConfig, load, load_model_config
 from dataset.load import load_windows
 from training.cli import build_parser, pretrain_dir, run
+from training.distributed import setup, teardown
 from training.loop import resolve_device, resolve_precision
 from training.pretrain import run_pretraining
 
@@ -25,11 +27,14 @@ def main():
         model_cfg["scan"] = args.scan
     head_cfg = load_model_config(CONFIG_DIR / "pretrain_model.json", "contrastive_head")
     windows = load_windows(args.dataset, args.dataset_version, args.data_dir)
-    device = resolve_device(args.gpu)
+    world, device = setup(resolve_device(args.gpu))     # torchrun: one process per device
     precision = resolve_precision(args.precision, device)
     run_dir = pretrain_dir(args, train_cfg.seed)
-    if args.fresh and run_dir.exists():
+    if args.fresh and run_dir.exists() and world.main:
         shutil.rmtree(run_dir)
+    if world.distributed:
+        import torch.distributed as dist
+        dist.barrier()          # no rank may look for last.pt before --fresh removed it
     model_args = {"backbone": args.backbone, "cfg": model_cfg, "feature_num": windows.data.shape[2],
                   "seq_len": windows.data.shape[1]}
     resolved = {"stage": "pretrain", "dataset": args.dataset, "dataset_version": args.dataset_version,
@@ -38,7 +43,8 @@ def main():
     run_pretraining(windows=windows, backbone=args.backbone, model_cfg=model_cfg, head_cfg=head_cfg,
                     train_cfg=train_cfg, mask_cfg=mask_cfg, augmentation=args.augument_method,
                     device=device, precision=precision, run_dir=run_dir, model_args=model_args,
-                    resolved_config=resolved)
+                    resolved_config=resolved, world=world)
+    teardown(world)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ from models.heads import SupervisedModel, TransformerClassifier
 from .augment import instance_norm
 from .checkpoint import load_checkpoint
 from .errors import UserError
-from .loop import FitState, autocast, fit, make_generator
+from .distributed import World
+from .loop import FitState, autocast, fit, sharded_sums
 from .metrics import classification_metrics
 
 EMBED_BATCH = 512
@@ -61,33 +62,42 @@ def predict(model, x, device, precision, batch_size=EMBED_BATCH):
 
 
 def train_classifier(*, model, x, y, train_idx, val_idx, cfg: ClassifierTrainConfig, device,
-                     precision, desc="classifier"):
-    """Cross-entropy training on x[train_idx]; returns the state dict with the lowest
-    validation loss (the test part is not touched here)."""
-    g = make_generator(device, cfg.seed)
+                     precision, world=World(), desc="classifier"):
+    """Cross-entropy training on x[train_idx]; returns the fit state and leaves the model
+    with the weights of the lowest validation loss (the test part is not touched here)."""
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if world.distributed else model
     tr = torch.as_tensor(train_idx, device=device)
     va = torch.as_tensor(val_idx, device=device)
     best = {}
 
-    def step(idx, epoch):
+    def step(idx, epoch, gen):
         model.train()
         with autocast(device, precision):
-            loss = F.cross_entropy(model(x[tr[idx]]).float(), y[tr[idx]])
+            loss = F.cross_entropy(ddp(x[tr[idx]]).float(), y[tr[idx]])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         return {"loss": loss}
 
+    @torch.no_grad()
     def validate(epoch):
-        logits = predict(model, x[va], device, precision)
-        return {"loss": float(F.cross_entropy(logits, y[va]))}
+        model.eval()
+
+        def batch_values(start, stop):
+            with autocast(device, precision):
+                logits = model(x[va[start:stop]]).float()
+            return [F.cross_entropy(logits, y[va[start:stop]], reduction="sum"), stop - start]
+
+        total, count = sharded_sums(batch_values, len(va), EMBED_BATCH, 2, world, device)
+        return {"loss": total / max(count, 1)}
 
     def on_best(epoch):
         best["state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     state = fit(state=FitState(), n_epochs=cfg.n_epochs, n_train=len(tr), batch_size=cfg.batch_size,
-                generator=g, step=step, validate=validate, on_best=on_best, desc=desc)
+                seed=cfg.seed, device=device, step=step, validate=validate, on_best=on_best,
+                world=world, desc=desc)
     model.load_state_dict(best["state"])
     return state
 

@@ -3,11 +3,12 @@ device-resident tensors, per-epoch validation, best-by-validation selection, pro
 import contextlib
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from tqdm import tqdm
 
+from .distributed import World, all_reduce_sum, shard
 from .errors import UserError
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -50,25 +51,34 @@ def autocast(device, precision):
 
 
 def make_generator(device, seed):
-    """One seeded generator on the training device drives every random draw of a run."""
-    torch.manual_seed(seed)
+    """A seeded generator on the training device (draws stay on the device)."""
     g = torch.Generator(device=device)
     g.manual_seed(seed)
     return g
 
 
-def batches(n, batch_size, generator=None, min_batch=2):
-    """Index tensors covering a shuffled (generator given) or ordered range(n). Training
-    drops a last partial batch smaller than `min_batch` (BatchNorm needs two samples)."""
-    if generator is not None:
-        order = torch.randperm(n, generator=generator, device=generator.device)
+def epoch_seed(seed, epoch, rank=0):
+    """Every random draw of an epoch derives from (seed, epoch, rank): a resumed run draws
+    exactly what an uninterrupted one would, with no RNG state to carry in checkpoints."""
+    return (seed * 1_000_003 + epoch * 1_009 + rank * 7_919) % (2**63 - 1)
+
+
+def batches(n, batch_size, order=None, world=World(), min_batch=2):
+    """Index tensors of a shuffled (order generator given, shared by all ranks) or ordered
+    range(n); each rank gets its shard of every global batch. Training drops a last batch
+    smaller than `min_batch` per rank (BatchNorm needs two samples)."""
+    if order is not None:
+        perm = torch.randperm(n, generator=order, device=order.device)
     else:
-        order = torch.arange(n)
+        perm = torch.arange(n)
     for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
-        if generator is not None and len(idx) < min(min_batch, n):
+        idx = perm[start:start + batch_size]
+        # decided on the global batch, so every rank stops at the same step (DDP needs that)
+        if order is not None and len(idx) < min(min_batch * world.size, n):
             break
-        yield idx
+        if order is not None:       # equal shards: the NT-Xent gather needs equal sizes
+            idx = idx[: len(idx) - len(idx) % world.size]
+        yield shard(idx, world)
 
 
 @dataclass
@@ -80,27 +90,31 @@ class FitState:
     windows_seen: int = 0
 
 
-def fit(*, state, n_epochs, n_train, batch_size, generator, step, validate, on_best=None,
-        on_epoch=None, reset_best_at=None, desc="train"):
+def fit(*, state, n_epochs, n_train, batch_size, seed, device, step, validate, on_best=None,
+        on_epoch=None, reset_best_at=None, world=World(), desc="train"):
     """Run epochs state.epoch..n_epochs-1.
 
-    step(idx, epoch) -> dict of scalar tensors (training losses of one batch);
-    validate(epoch) -> dict with 'loss' (the selection criterion) and other floats;
-    on_best(epoch) saves the selected model; on_epoch(state) saves resumable state.
+    step(idx, epoch, generator) -> dict of scalar tensors (losses of this rank's batch shard);
+    validate(epoch) -> dict with 'loss' (the selection criterion; equal on all ranks);
+    on_best(epoch) keeps the selected model (called on every rank: validation losses agree);
+    on_epoch(state) saves the resumable state (rank 0 only).
     The best validation loss is reset at epoch `reset_best_at` (a new training phase).
     """
     bar = tqdm(range(state.epoch, n_epochs), desc=desc, initial=state.epoch, total=n_epochs,
-               dynamic_ncols=True, leave=True)
+               dynamic_ncols=True, disable=not world.main)
     for epoch in bar:
         if epoch == reset_best_at:
             state.best_val, state.best_epoch = math.inf, -1
+        order = make_generator(device, epoch_seed(seed, epoch))            # shared by ranks
+        gen = make_generator(device, epoch_seed(seed, epoch, world.rank + 1))  # this rank's draws
+        torch.manual_seed(epoch_seed(seed, epoch, world.rank + 1))          # dropout
         sums, count, t0 = {}, 0, time.perf_counter()
-        for idx in batches(n_train, batch_size, generator):
-            logs = step(idx, epoch)
+        for idx in batches(n_train, batch_size, order, world):
+            logs = step(idx, epoch, gen)
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + v.detach()
             count += 1
-            state.windows_seen += len(idx)
+            state.windows_seen += len(idx) * world.size
         state.train_seconds += time.perf_counter() - t0
         train = {k: float(v) / max(count, 1) for k, v in sums.items()}
         val = validate(epoch)
@@ -109,7 +123,7 @@ def fit(*, state, n_epochs, n_train, batch_size, generator, step, validate, on_b
             if on_best:
                 on_best(epoch)
         state.epoch = epoch + 1
-        if on_epoch:
+        if on_epoch and world.main:
             on_epoch(state)
         bar.set_postfix({**{k: f"{v:.4f}" for k, v in train.items()},
                          "val": f"{val['loss']:.4f}", "best": state.best_epoch + 1})
@@ -117,5 +131,16 @@ def fit(*, state, n_epochs, n_train, batch_size, generator, step, validate, on_b
     return state
 
 
-def state_dict(state):
-    return asdict(state)
+def sharded_sums(batch_values, n, batch_size, n_values, world, device):
+    """Sum batch_values(start, stop) -> list of n_values floats (or None to skip) over fixed
+    validation batches; batch i is evaluated on rank i % W and the sums are reduced over
+    ranks, so every rank gets the single-process numbers."""
+    sums = [0.0] * n_values
+    for i, start in enumerate(range(0, n, batch_size)):
+        if i % world.size == world.rank:
+            values = batch_values(start, min(n, start + batch_size))
+            if values is not None:
+                sums = [a + float(b) for a, b in zip(sums, values)]
+    return all_reduce_sum(sums, device) if world.distributed else sums
+
+

@@ -19,12 +19,13 @@ from . import augment
 from .checkpoint import load_checkpoint, save_checkpoint, save_json
 from .errors import UserError
 from .losses import nt_xent, reconstruction_loss
-from .loop import FitState, autocast, fit, make_generator
+from .distributed import World, gather_with_grad
+from .loop import FitState, autocast, fit, make_generator, sharded_sums
 from .masking import mask_batch
 
 
 class PretrainModel(nn.Module):
-    """Backbone + reconstruction head + contrastive head, and the loss of one batch."""
+    """Backbone + reconstruction head + contrastive head; forward = the losses of a batch."""
 
     def __init__(self, backbone, model_cfg, head_cfg, feature_num, seq_len):
         super().__init__()
@@ -32,15 +33,18 @@ class PretrainModel(nn.Module):
         self.recon_head = ReconstructionHead(self.encoder.num_features, feature_num)
         self.cl_head = ContrastiveHead(self.encoder.num_features, **head_cfg)
 
-    def losses(self, views, with_cl):
-        """views: two (masked, positions, targets) triples -> (recon loss, NT-Xent or 0)."""
+    def forward(self, views, with_cl, gather=True):
+        """views: two (masked, positions, targets) triples -> (recon loss, NT-Xent or 0).
+        Under torchrun (gather=True) the projections of all ranks are gathered, so NT-Xent
+        sees the global batch's negatives exactly as a single process would."""
         recon, projections = 0.0, []
         for masked, pos, target in views:
             feats, _ = self.encoder(masked)
             recon = recon + reconstruction_loss(self.recon_head(feats, pos), target) / len(views)
             if with_cl:
-                projections.append(self.cl_head(feats))
-        cl = nt_xent(*projections, self.cl_head.temperature) if with_cl else torch.zeros(())
+                z = self.cl_head(feats)
+                projections.append(gather_with_grad(z) if gather else z)
+        cl = nt_xent(*projections, self.cl_head.temperature) if with_cl else torch.zeros((), device=recon.device)
         return recon, cl
 
 
@@ -50,6 +54,17 @@ def make_views(x, mask_cfg, generator):
             for view in (augment.weak_view, augment.strong_view)]
 
 
+def train_step(model, opt, x, mask_cfg, train_cfg, generator, with_cl, device, precision):
+    """One optimisation step on raw windows x: views, masking, losses, backward, Adam."""
+    with autocast(device, precision):
+        recon, cl = model(make_views(x, mask_cfg, generator), with_cl)
+        loss = train_cfg.lambda_recon * recon + train_cfg.lambda_cl * cl if with_cl else recon
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return {"recon": recon, "cl": cl} if with_cl else {"recon": recon}
+
+
 def _without_epochs(config):
     """A run may be resumed with a longer schedule; everything else must match."""
     return {**config, "train": {k: v for k, v in config["train"].items() if k != "n_epochs"}}
@@ -57,16 +72,17 @@ def _without_epochs(config):
 
 def run_pretraining(*, windows, backbone, model_cfg, head_cfg, train_cfg: PretrainConfig,
                     mask_cfg: MaskConfig, augmentation, device, precision, run_dir, model_args,
-                    resolved_config):
+                    resolved_config, world=World()):
     run_dir = Path(run_dir)
+    say = print if world.main else (lambda *a, **k: None)
     n, seq_len, feature_num = windows.data.shape
     train_idx, val_idx, _ = split_indices(n, train_cfg.seed, train_cfg.train_rate, train_cfg.val_rate)
     if len(train_idx) < 2 or len(val_idx) < 1:
         raise UserError(f"{windows.name}: {n} windows are too few for a train/validation split")
-    g = make_generator(device, train_cfg.seed)
     data = torch.as_tensor(windows.data, device=device)
-    x_train = augment.expand_training_set(data[torch.as_tensor(train_idx, device=device)], augmentation, g)
-    # validation views and masks are drawn once, so val losses are comparable across epochs
+    # the expansion and the validation views/masks are drawn once, from the seed alone
+    x_train = augment.expand_training_set(data[torch.as_tensor(train_idx, device=device)], augmentation,
+                                          make_generator(device, train_cfg.seed))
     val_views = make_views(data[torch.as_tensor(val_idx, device=device)], mask_cfg,
                            make_generator(device, train_cfg.seed + 1))
     torch.manual_seed(train_cfg.seed)
@@ -83,43 +99,44 @@ def run_pretraining(*, windows, backbone, model_cfg, head_cfg, train_cfg: Pretra
                             f"overwrite it, or -s NAME for a new run")
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
-        g.set_state(ckpt["rng"].to(g.device) if g.device.type != "cpu" else ckpt["rng"])
         state = FitState(**ckpt["fit_state"])
-        print(f"resuming {run_dir} after epoch {state.epoch}/{train_cfg.n_epochs}")
+        say(f"resuming {run_dir} after epoch {state.epoch}/{train_cfg.n_epochs}")
     if state.epoch >= train_cfg.n_epochs:
-        print(f"{run_dir}: already complete ({state.epoch} epochs); best epoch {state.best_epoch + 1}")
+        say(f"{run_dir}: already complete ({state.epoch} epochs); best epoch {state.best_epoch + 1}")
         return state
-    print(f"pretraining {backbone} on {windows.name}: {len(x_train)} training windows "
-          f"({augmentation}), {len(val_idx)} validation windows, device {device}, {precision}")
+    say(f"pretraining {backbone} on {windows.name}: {len(x_train)} training windows "
+        f"({augmentation}), {len(val_idx)} validation windows, device {device}, {precision}"
+        + (f", {world.size} processes" if world.distributed else ""))
+    # phase 1 leaves the contrastive head unused: DDP must be told
+    ddp = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+           if world.distributed else model)
 
-    def step(idx, epoch):
+    def step(idx, epoch, gen):
         model.train()
-        with autocast(device, precision):
-            recon, cl = model.losses(make_views(x_train[idx], mask_cfg, g), epoch >= phase2_start)
-            loss = recon if epoch < phase2_start else train_cfg.lambda_recon * recon + train_cfg.lambda_cl * cl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"recon": recon, "cl": cl} if epoch >= phase2_start else {"recon": recon}
+        return train_step(ddp, opt, x_train[idx], mask_cfg, train_cfg, gen, epoch >= phase2_start,
+                          device, precision)
 
     @torch.no_grad()
     def validate(epoch):
         model.eval()
         with_cl = epoch >= phase2_start
-        recon_sum, cl_sum, batches = 0.0, 0.0, 0
-        n_val = len(val_idx)
-        for start in range(0, n_val, train_cfg.batch_size):
-            part = [tuple(t[start:start + train_cfg.batch_size] for t in v) for v in val_views]
-            if with_cl and len(part[0][0]) < 2:
-                continue
+
+        def batch_values(start, stop):
+            part = [tuple(t[start:stop] for t in v) for v in val_views]
+            if with_cl and stop - start < 2:
+                return None
             with autocast(device, precision):
-                recon, cl = model.losses(part, with_cl)
-            recon_sum, cl_sum, batches = recon_sum + float(recon), cl_sum + float(cl), batches + 1
-        recon, cl = recon_sum / max(batches, 1), cl_sum / max(batches, 1)
+                recon, cl = model(part, with_cl, gather=False)   # each val batch is whole on one rank
+            return [recon, cl, 1.0]
+
+        recon, cl, count = sharded_sums(batch_values, len(val_idx), train_cfg.batch_size, 3, world, device)
+        recon, cl = recon / max(count, 1), cl / max(count, 1)
         loss = train_cfg.lambda_recon * recon + train_cfg.lambda_cl * cl if with_cl else recon
         return {"loss": loss, "recon": recon, "cl": cl}
 
     def on_best(epoch):
+        if not world.main:
+            return
         save_checkpoint({"kind": "encoder", "backbone": backbone, "model_args": model_args,
                          "state": model.encoder.state_dict(),
                          "heads": {"recon": model.recon_head.state_dict(), "cl": model.cl_head.state_dict()},
@@ -127,16 +144,18 @@ def run_pretraining(*, windows, backbone, model_cfg, head_cfg, train_cfg: Pretra
                          "config": resolved_config}, best_path)
 
     def on_epoch(st):
+        # random draws derive from (seed, epoch, rank) (loop.epoch_seed): no RNG state to save
         save_checkpoint({"kind": "pretrain_state", "backbone": backbone, "model_args": model_args,
                          "model": model.state_dict(), "optimizer": opt.state_dict(),
-                         "rng": g.get_state().cpu(), "fit_state": asdict(st),
-                         "config": resolved_config}, last_path)
+                         "fit_state": asdict(st), "config": resolved_config}, last_path)
 
-    save_json(resolved_config, run_dir / "config.json")
+    if world.main:
+        save_json(resolved_config, run_dir / "config.json")
     state = fit(state=state, n_epochs=train_cfg.n_epochs, n_train=len(x_train),
-                batch_size=train_cfg.batch_size, generator=g, step=step, validate=validate,
-                on_best=on_best, on_epoch=on_epoch, reset_best_at=phase2_start, desc="pretrain")
+                batch_size=train_cfg.batch_size, seed=train_cfg.seed, device=device, step=step,
+                validate=validate, on_best=on_best, on_epoch=on_epoch, reset_best_at=phase2_start,
+                world=world, desc="pretrain")
     rate = state.windows_seen / max(state.train_seconds, 1e-9)
-    print(f"done: best epoch {state.best_epoch + 1} (val {state.best_val:.4f}); "
-          f"{rate:.0f} training windows/s over this run's epochs; encoder at {best_path}")
+    say(f"done: best epoch {state.best_epoch + 1} (val {state.best_val:.4f}); "
+        f"{rate:.0f} training windows/s over this run's epochs; encoder at {best_path}")
     return state

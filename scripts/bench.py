@@ -1,0 +1,236 @@
+"""Throughput benchmark: this machine's matmul peak, then per backbone and precision the
+pretraining step rate, FLOPs per window, achieved GFLOP/s and % of the measured peak of
+that precision, classifier-stage seconds, batch-1 inference latency and peak memory.
+
+    python scripts/bench.py [--backbones limu mamba] [--precisions fp32 bf16] [--repeats 5]
+                            [--classifier-epochs 100] [--json results/bench.json]
+
+Each (backbone, precision) runs in its own subprocess so its peak memory is its own. The
+machine is shared and noisy: compare ratios within one run, not absolute figures across runs.
+Medians of --repeats timed repetitions after warm-up.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+
+# The issue's classifier workload: 809 labelled windows of 120 x 72, validation 1,012, batch 128.
+CLF_TRAIN, CLF_VAL, SEQ = 809, 1012, 120
+
+
+def median_time(fn, repeats, warmup=2, sync=lambda: None):
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def matmul_peak(dtype, device, repeats, n=4096):
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    t = median_time(lambda: a @ b, repeats, sync=sync)
+    return 2 * n ** 3 / t / 1e9
+
+
+def hardware():
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def one_config(backbone, precision, repeats, clf_epochs, device):
+    """Measure one (backbone, precision) in this process; returns a dict."""
+    from config import CONFIG_DIR, ClassifierTrainConfig, MaskConfig, PretrainConfig, load_model_config
+    from models.heads import TransformerClassifier
+    from training.finetune import train_classifier
+    from training.loop import autocast, make_generator
+    from training.pretrain import PretrainModel, train_step
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    models_cfg = json.loads((CONFIG_DIR / "pretrain_model.json").read_text())
+    model_cfg = load_model_config(CONFIG_DIR / "pretrain_model.json", f"{backbone}_v1")
+    torch.manual_seed(0)
+    model = PretrainModel(backbone, model_cfg, models_cfg["contrastive_head"], 6, SEQ).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    train_cfg, mask_cfg = PretrainConfig(), MaskConfig()
+    g = make_generator(device, 0)
+    x = torch.randn(train_cfg.batch_size, SEQ, 6, device=device) * 3 + 1
+    step = lambda: train_step(model, opt, x, mask_cfg, train_cfg, g, True, device, precision)  # noqa: E731
+    model.train()
+    step_s = median_time(step, repeats, sync=sync)
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+    # the counter misses the fused CPU attention kernels: count the same step on the math
+    # backend, whose matmuls it sees (same arithmetic, so the same FLOPs)
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fc:
+        step()
+    flops_per_window = fc.get_total_flops() / train_cfg.batch_size
+
+    # share of the step in the selective scan (mamba only)
+    scan_share = None
+    if backbone == "mamba":
+        from torch.profiler import ProfilerActivity, profile
+        with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])) as prof:
+            with torch.profiler.record_function("step"):
+                step()
+            sync()
+        events = prof.key_averages()
+        total = sum(e.cpu_time_total for e in events if e.key == "step")
+        scan = sum(e.cpu_time_total for e in events if e.key == "selective_scan")
+        scan_share = scan / total if total else None
+
+    # classifier stage at the workload above
+    hidden = model.encoder.num_features      # the issue's workload is LIMU's 72
+    feats = torch.randn(CLF_TRAIN + CLF_VAL, SEQ, hidden, device=device)
+    y = torch.randint(0, 4, (CLF_TRAIN + CLF_VAL,), device=device)
+    clf_cfg = load_model_config(CONFIG_DIR / "classifier.json", "transformer_v1")
+    clf = TransformerClassifier(hidden, 4, SEQ, **clf_cfg).to(device)
+    cfg = ClassifierTrainConfig(n_epochs=clf_epochs, seed=0)
+    t0 = time.perf_counter()
+    train_classifier(model=clf, x=feats, y=y, train_idx=list(range(CLF_TRAIN)),
+                     val_idx=list(range(CLF_TRAIN, CLF_TRAIN + CLF_VAL)), cfg=cfg, device=device,
+                     precision=precision, desc=f"bench classifier {precision}")
+    sync()
+    clf_s = (time.perf_counter() - t0) * 100 / clf_epochs
+
+    # batch-1 latency: encoder + classifier on one window
+    model.eval()
+    clf.eval()
+    one = torch.randn(1, SEQ, 6, device=device)
+
+    @torch.no_grad()
+    def infer():
+        with autocast(device, precision):
+            feats1, _ = model.encoder(one)
+            clf(feats1.float())
+    latency = median_time(infer, max(20, repeats * 4), warmup=5, sync=sync)
+
+    peak_mem = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
+                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return {"backbone": backbone, "precision": precision,
+            "pretrain_windows_per_s": train_cfg.batch_size / step_s, "step_s": step_s,
+            "mflop_per_window": flops_per_window / 1e6,
+            "achieved_gflops": flops_per_window * train_cfg.batch_size / step_s / 1e9,
+            "scan_share": scan_share, "classifier_stage_s": clf_s,
+            "classifier_epochs_timed": clf_epochs, "latency_ms": latency * 1e3,
+            "peak_mem_mib": peak_mem}
+
+
+def scan_timings(repeats, device):
+    """Forward+backward time of each selective-scan implementation at HAR sizes."""
+    try:
+        from models.ops import selective_scan as ss
+    except ImportError:
+        return []
+    rows = []
+    B, D, N = 512, 128, 16
+    for L in (60, 120):
+        g = torch.Generator(device="cpu").manual_seed(0)
+        mk = lambda *s: torch.randn(*s, generator=g).to(device)  # noqa: E731
+        u, delta, z = mk(B, D, L), mk(B, D, L) * 0.5, mk(B, D, L)
+        A = -torch.rand(D, N, generator=g).to(device) - 0.5
+        Bm, Cm, Dv = mk(B, N, L), mk(B, N, L), mk(D)
+        for impl in ("ref", "torch") + (("cuda",) if device.type == "cuda" else ()):
+            leaves = [t.clone().requires_grad_() for t in (u, delta)]
+
+            def run():
+                y = ss.selective_scan(leaves[0], leaves[1], A, Bm, Cm, Dv, z=z, delta_softplus=True, impl=impl)
+                y.sum().backward()
+            try:
+                t = median_time(run, max(1, repeats // 2), warmup=1,
+                                sync=torch.cuda.synchronize if device.type == "cuda" else (lambda: None))
+            except Exception as e:  # noqa: BLE001 - an unavailable kernel is reported, not fatal
+                rows.append({"impl": impl, "L": L, "error": str(e).splitlines()[0]})
+                continue
+            rows.append({"impl": impl, "L": L, "fwd_bwd_ms": t * 1e3})
+    return rows
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--backbones", nargs="+", default=["limu", "mamba"])
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--classifier-epochs", type=int, default=100,
+                   help="classifier epochs actually timed; the stage time is scaled to 100")
+    p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--one", nargs=2, metavar=("BACKBONE", "PRECISION"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.one:
+        print(json.dumps(one_config(*args.one, args.repeats, args.classifier_epochs, device)))
+        return
+
+    from training.loop import cpu_has_native_bf16
+    hw = hardware()
+    print(f"hardware: {hw}")
+    peaks = {"fp32": matmul_peak(torch.float32, device, args.repeats)}
+    bf16_ok = device.type == "cuda" or cpu_has_native_bf16()
+    if bf16_ok:
+        peaks["bf16"] = matmul_peak(torch.bfloat16, device, args.repeats)
+    print("matmul peak (4096^3): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
+    rows = []
+    for backbone in args.backbones:
+        for precision in args.precisions:
+            if precision == "bf16" and not bf16_ok:
+                print(f"skip {backbone} bf16: no native bf16 on this device")
+                continue
+            cmd = [sys.executable, __file__, "--one", backbone, precision, "--repeats", str(args.repeats),
+                   "--classifier-epochs", str(args.classifier_epochs)]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:
+                print(f"{backbone} {precision} failed:\n{out.stderr[-2000:]}")
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            r["pct_of_peak"] = 100 * r["achieved_gflops"] / peaks[precision]
+            rows.append(r)
+    head = ("backbone", "precision", "windows/s", "MFLOP/win", "GFLOP/s", "% peak", "scan %",
+            "classifier s", "latency ms", "peak MiB")
+    print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    for r in rows:
+        scan = f"{100 * r['scan_share']:.0f}" if r["scan_share"] is not None else "-"
+        print(f"| {r['backbone']} | {r['precision']} | {r['pretrain_windows_per_s']:.0f} | "
+              f"{r['mflop_per_window']:.1f} | {r['achieved_gflops']:.1f} | {r['pct_of_peak']:.0f} | {scan} | "
+              f"{r['classifier_stage_s']:.0f} | {r['latency_ms']:.2f} | {r['peak_mem_mib']:.0f} |")
+    if args.classifier_epochs != 100:
+        print(f"(classifier stage: {args.classifier_epochs} epochs timed, scaled to 100)")
+    scans = scan_timings(args.repeats, device)
+    for s in scans:
+        print(f"selective scan {s['impl']:>5} L={s['L']}: " +
+              (f"{s['fwd_bwd_ms']:.1f} ms fwd+bwd" if "fwd_bwd_ms" in s else f"unavailable ({s['error']})"))
+    if args.json:
+        from training.checkpoint import save_json
+        save_json({"hardware": hw, "peaks_gflops": peaks, "rows": rows, "scan": scans}, args.json)
+
+
+if __name__ == "__main__":
+    main()
