@@ -4,7 +4,7 @@
     python classifier.py -d uci -lr 0.1 --supervised      # encoder + linear head end to end on raw windows
 The model is chosen on validation loss; the source test split is scored once, at the end.
 Runs unchanged under torchrun (DDP; batch_size stays global).
-Writes saved/{classifier|supervised}_<run>_lr<rate>/{model.pt, config.json, source_test.json}.
+Writes saved/{classifier|supervised-<head>}_<run>_lr<rate>/{model.pt, config.json, source_test.json}.
 """
 import json
 from dataclasses import asdict
@@ -21,10 +21,7 @@ from training.loop import resolve_device, resolve_precision
 
 
 def main():
-    p = build_parser("classifier", __doc__.splitlines()[0])
-    p.add_argument("--supervised", action="store_true",
-                   help="train the --backbone encoder with a linear head on raw windows (no pretraining)")
-    args = p.parse_args()
+    args = build_parser("classifier", __doc__.splitlines()[0]).parse_args()
     cfg = load(ClassifierTrainConfig, args.train_cfg)
     if args.seed is not None:
         cfg.seed = args.seed
@@ -39,7 +36,8 @@ def main():
             model_cfg["scan"] = args.scan
         model_args = {"type": "supervised", "backbone": args.backbone, "cfg": model_cfg,
                       "feature_num": windows.data.shape[2], "seq_len": windows.data.shape[1],
-                      "n_classes": n_classes}
+                      "n_classes": n_classes, "head": args.head,
+                      "classifier_cfg": load_model_config(CONFIG_DIR / "classifier.json", "transformer_v1")}
         x = normalized_windows(windows, device)
         split, encoder_path = (cfg.seed, cfg.train_rate, cfg.val_rate), None
     else:
@@ -67,7 +65,7 @@ def main():
                     n_classes, device, precision)
     if not world.main:
         return teardown(world)
-    out = classifier_dir(args, cfg.seed, args.supervised)
+    out = classifier_dir(args, cfg.seed)
     resolved = {"stage": "classifier", "dataset": args.dataset, "dataset_version": args.dataset_version,
                 "label_rate": args.label_rate, "split": list(split), "train": asdict(cfg),
                 "model_args": model_args, "encoder_path": str(encoder_path) if encoder_path else None}

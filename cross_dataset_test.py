@@ -20,13 +20,15 @@ from training.metrics import save_confusion_png
 
 def main():
     p = build_parser("cross_dataset_test", __doc__.splitlines()[0])
-    p.add_argument("--supervised", action="store_true", help="evaluate the classifier.py --supervised model")
+    p.add_argument("--method", default=None,
+                   help="label recorded in the result (default: crosshar, or supervised)")
+    p.add_argument("--results-dir", default="results", help="where the result .json and .png go")
     args = p.parse_args()
     t0 = time.perf_counter()
     seed = args.seed if args.seed is not None else load(ClassifierTrainConfig, args.train_cfg).seed
     device = resolve_device(args.gpu)
     precision = resolve_precision(args.precision, device)
-    path = Path(args.model_file) if args.model_file else classifier_dir(args, seed, args.supervised) / "model.pt"
+    path = Path(args.model_file) if args.model_file else classifier_dir(args, seed) / "model.pt"
     ckpt = load_checkpoint(path, "classifier", map_location=device)
     target = load_windows(args.target_dataset, args.dataset_version, args.data_dir, args.label_index)
     y = make_label_tensor(target, ckpt["class_names"], device)
@@ -35,10 +37,10 @@ def main():
     model.load_state_dict(ckpt["state"])
     metrics = evaluate(model, x, y.cpu().numpy(), len(ckpt["class_names"]), device, precision)
     source_test = json.loads((path.parent / "source_test.json").read_text()) if (path.parent / "source_test.json").exists() else None
-    json_path, png_path = result_paths(args, seed, args.supervised)
+    json_path, png_path = result_paths(args, seed)
     result = {"source": args.dataset, "target": args.target_dataset, "dataset_version": args.dataset_version,
               "backbone": args.backbone,
-              "method": "supervised" if args.supervised else "crosshar", "seed": seed,
+              "method": args.method or (f"supervised-{args.head}" if args.supervised else "crosshar"), "seed": seed,
               "label_rate": args.label_rate, "classifier": str(path), "encoder": ckpt.get("encoder_path"),
               "class_names": ckpt["class_names"], "target_metrics": metrics,
               "source_test_metrics": source_test["test"] if source_test else None,

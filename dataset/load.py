@@ -31,8 +31,12 @@ def _prepare_hint(name, version):
 
 
 def load_windows(name, version=DEFAULT_VERSION, data_dir="dataset", label_index=None) -> Windows:
-    """Load one prepared dataset version; any problem is one UserError line. The class of a
-    window is its `label_index` column (default: the dataset's activity column)."""
+    """Load one prepared dataset version, or the union of several ("uci,usc_had": the
+    multi-source setting, label spaces aligned by the shared 4-class version). Any problem is
+    one UserError line. A window's class is its `label_index` column (default: activity)."""
+    names = name.split(",")
+    if len(names) > 1:
+        return _union([load_windows(n, version, data_dir, label_index) for n in names])
     data_dir = Path(data_dir)
     data_path = data_dir / name / f"data_{version}.npy"
     label_path = data_dir / name / f"label_{version}.npy"
@@ -67,6 +71,19 @@ def load_windows(name, version=DEFAULT_VERSION, data_dir="dataset", label_index=
     names = info.get("activity_label") if column == activity_index else None
     names = list(names or range(int(act.max()) + 1))
     return Windows(name, version, data.astype(np.float32), act[:, 0], [str(n) for n in names], info)
+
+
+def _union(parts):
+    first = parts[0]
+    for w in parts[1:]:
+        if w.class_names != first.class_names or w.data.shape[1:] != first.data.shape[1:]:
+            raise UserError(f"cannot join {first.name} and {w.name}: classes {first.class_names} vs "
+                            f"{w.class_names}, windows {first.data.shape[1:]} vs {w.data.shape[1:]} "
+                            f"(use a shared version such as 20_120_4c)")
+    return Windows(",".join(w.name for w in parts), first.version,
+                   np.concatenate([w.data for w in parts]), np.concatenate([w.activity for w in parts]),
+                   first.class_names, {**first.info, "size": sum(len(w.data) for w in parts),
+                                       "sources": [w.name for w in parts]})
 
 
 def split_indices(n, seed, train_rate=0.8, val_rate=0.1):

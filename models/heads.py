@@ -95,13 +95,21 @@ class TransformerClassifier(nn.Module):
 
 
 class SupervisedModel(nn.Module):
-    """A backbone trained end to end with a linear head on its pooled vector (HARMamba's
-    supervised setting, and the no-pretraining baseline)."""
+    """A backbone trained end to end from scratch with either a linear head on its pooled
+    vector (HARMamba's supervised setting) or CrossHAR's transformer classifier on its
+    per-step features (the no-pretraining baseline: same encoder, same classifier)."""
 
-    def __init__(self, backbone, n_classes):
+    def __init__(self, backbone, n_classes, head="linear", seq_len=120, classifier_cfg=None):
         super().__init__()
         self.backbone = backbone
-        self.fc = nn.Linear(backbone.num_features, n_classes)
+        self.head_type = head
+        if head == "linear":
+            self.head = nn.Linear(backbone.num_features, n_classes)
+        elif head == "transformer":
+            self.head = TransformerClassifier(backbone.num_features, n_classes, seq_len, **(classifier_cfg or {}))
+        else:
+            raise ValueError(f"unknown supervised head {head!r}; expected 'linear' or 'transformer'")
 
     def forward(self, x):
-        return self.fc(self.backbone(x)[1])
+        feats, pooled = self.backbone(x)
+        return self.head(pooled if self.head_type == "linear" else feats)

@@ -18,6 +18,16 @@ _DEFAULT_TRAIN_CFG = {"pretrain": "pretrain.json", "embedding": "pretrain.json",
                       "classifier": "classifier_train.json", "cross_dataset_test": "classifier_train.json"}
 
 
+def dataset_names(text):
+    """One dataset name, or several joined by commas (multi-source)."""
+    names = text.split(",")
+    unknown = [n for n in names if n not in DATASETS]
+    if unknown or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(DATASETS)}; "
+                                         f"several distinct ones joined by commas for multi-source)")
+    return text
+
+
 def label_rate(text):
     try:
         value = float(text)
@@ -39,7 +49,8 @@ def build_parser(stage, description):
     p = Parser(prog=f"{stage}.py", description=description)
     p.add_argument("-mv", "--model_version", default="v1",
                    help="model config version: entry BACKBONE_VERSION of config/pretrain_model.json")
-    p.add_argument("-d", "--dataset", default="uci", choices=DATASETS, help="source dataset")
+    p.add_argument("-d", "--dataset", default="uci", type=dataset_names,
+                   help=f"source dataset ({', '.join(DATASETS)}); several joined by commas: multi-source")
     p.add_argument("-td", "--target_dataset", default="usc_had", choices=DATASETS,
                    help="target dataset (cross_dataset_test.py)")
     p.add_argument("-dv", "--dataset_version", default=DEFAULT_VERSION,
@@ -66,11 +77,18 @@ def build_parser(stage, description):
     p.add_argument("--data-dir", default="dataset", help="where prepared datasets live")
     p.add_argument("--scan", default=None, choices=("auto", "ref", "torch", "cuda"),
                    help="mamba backbone: selective-scan implementation (default: config's)")
+    if stage in ("classifier", "cross_dataset_test"):
+        p.add_argument("--supervised", action="store_true",
+                       help="no pretraining: the --backbone encoder trained from scratch with a head on raw windows")
+        p.add_argument("--head", default="linear", choices=("linear", "transformer"),
+                       help="--supervised head: linear on the pooled vector (HARMamba's setting) or "
+                            "CrossHAR's transformer classifier on the per-step features")
     return p
 
 
 def run_name(args, seed):
-    return args.save_model or f"{args.backbone}_{args.dataset}_{args.dataset_version}_{args.model_version}_s{seed}"
+    source = args.dataset.replace(",", "+")
+    return args.save_model or f"{args.backbone}_{source}_{args.dataset_version}_{args.model_version}_s{seed}"
 
 
 def pretrain_dir(args, seed):
@@ -78,18 +96,21 @@ def pretrain_dir(args, seed):
 
 
 def embed_path(encoder_run, data, version):
-    return Path("embed") / f"{encoder_run}__{data}_{version}.npz"
+    return Path("embed") / f"{encoder_run}__{data.replace(',', '+')}_{version}.npz"
 
 
-def classifier_dir(args, seed, supervised=False):
-    kind = "supervised" if supervised else "classifier"
-    return Path("saved") / f"{kind}_{run_name(args, seed)}_lr{args.label_rate:g}"
+def model_kind(args):
+    return f"supervised-{args.head}" if args.supervised else "classifier"
 
 
-def result_paths(args, seed, supervised=False):
+def classifier_dir(args, seed):
+    return Path("saved") / f"{model_kind(args)}_{run_name(args, seed)}_lr{args.label_rate:g}"
+
+
+def result_paths(args, seed):
     """(json, png) paths of one cross-dataset result."""
-    kind = "supervised_" if supervised else ""
-    stem = Path("results") / f"{kind}{run_name(args, seed)}_lr{args.label_rate:g}_to_{args.target_dataset}"
+    kind = f"{model_kind(args)}_" if args.supervised else ""
+    stem = Path(args.results_dir) / f"{kind}{run_name(args, seed)}_lr{args.label_rate:g}_to_{args.target_dataset}"
     return stem.parent / f"{stem.name}.json", stem.parent / f"{stem.name}.png"
 
 

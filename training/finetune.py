@@ -123,7 +123,7 @@ def build_classifier(args, device):
         model = TransformerClassifier(a["in_features"], a["n_classes"], a["seq_len"], **a["cfg"])
     else:
         model = SupervisedModel(build_backbone(a["backbone"], a["cfg"], a["feature_num"], a["seq_len"]),
-                                a["n_classes"])
+                                a["n_classes"], a["head"], a["seq_len"], a.get("classifier_cfg"))
     return model.to(device)
 
 

@@ -1,0 +1,103 @@
+"""The sweep on two tiny synthetic datasets: complete, interrupted and resumed without redoing
+finished runs, its job list run with xargs -P 2, and the aggregate table."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = ["walking", "upstairs", "downstairs", "sitting&standing"]
+
+
+def tiny_prepared(root, names=("uci", "usc_had"), n=160):
+    """Two small prepared datasets in the prepare command's layout (4 separable classes)."""
+    rng = np.random.default_rng(0)
+    config = {}
+    t = np.arange(120) / 20.0
+    for k, name in enumerate(names):
+        act = rng.integers(0, 4, n)
+        data = np.stack([np.sin(2 * np.pi * (1 + a) * t)[:, None] * (1 + a) + rng.normal(0, 0.3, (120, 6))
+                         for a in act]).astype(np.float64)
+        labels = np.stack([np.stack([np.full(120, a), np.full(120, i % 4)], -1) for i, a in enumerate(act)])
+        (root / name).mkdir(parents=True)
+        np.save(root / name / "data_20_120_4c.npy", data)
+        np.save(root / name / "label_20_120_4c.npy", labels.astype(np.float64))
+        config[f"{name}_20_120_4c"] = {"sr": 20, "seq_len": 120, "dimension": 6, "size": n,
+                                       "activity_label_index": 0, "activity_label_size": 4,
+                                       "activity_label": CLASSES, "user_label_index": 1,
+                                       "user_label_size": 4}
+    (root / "data_config.json").write_text(json.dumps(config))
+
+
+@pytest.fixture
+def sweep_env(tmp_path):
+    tiny_prepared(tmp_path / "data")
+    pt = {"seed": 1, "batch_size": 64, "lr": 1e-3, "n_epochs": 2, "n_epochs_cl": 1, "lambda_recon": 6.0,
+          "lambda_cl": 1.0, "train_rate": 0.8, "val_rate": 0.1}
+    (tmp_path / "pt.json").write_text(json.dumps(pt))
+    (tmp_path / "ct.json").write_text(json.dumps({"seed": 1, "batch_size": 32, "lr": 1e-3, "n_epochs": 2,
+                                                  "train_rate": 0.8, "val_rate": 0.1}))
+    env = {**os.environ, "DATASETS": "uci usc_had", "BACKBONES": "limu", "SEEDS": "1",
+           "METHODS": "crosshar supervised", "LOO": "0", "AUG": "none", "PYTHON": sys.executable,
+           "DATA_DIR": str(tmp_path / "data"), "PRETRAIN_CFG": str(tmp_path / "pt.json"),
+           "CLF_CFG": str(tmp_path / "ct.json"), "OMP_NUM_THREADS": "1"}
+    return tmp_path, env
+
+
+def run_sweep(workdir, env, *args, **kw):
+    workdir.mkdir(exist_ok=True)
+    return subprocess.run(["bash", str(REPO / "scripts" / "sweep.sh"), *args], cwd=workdir,
+                          env={**env, "WORKDIR": str(workdir)}, capture_output=True, text=True, **kw)
+
+
+def metrics(results):
+    return {p.name: json.loads(p.read_text())["target_metrics"]["accuracy"] for p in sorted(results.glob("*.json"))}
+
+
+@pytest.mark.slow
+def test_sweep_interrupt_resume_xargs_and_aggregate(sweep_env):
+    tmp, env = sweep_env
+    jobs = run_sweep(tmp / "seq", env, "--list", check=True).stdout.splitlines()
+    assert len(jobs) == 4 and all("sweep_job.sh" in j for j in jobs)
+
+    # interrupt the sequential sweep once its first result exists, then rerun it
+    seq = tmp / "seq"
+    results = seq / "results" / "runs"
+    proc = subprocess.Popen(["bash", str(REPO / "scripts" / "sweep.sh")], cwd=seq,
+                            env={**env, "WORKDIR": str(seq)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(results.glob("*.json")):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=60)
+    first = {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")}
+    assert 1 <= len(first) < 4, "interrupted part-way"
+    rerun = run_sweep(seq, env, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    done = {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")}
+    assert len(done) == 4
+    assert all(done[name] == mtime for name, mtime in first.items()), "finished runs not redone"
+    assert "skip" in run_sweep(seq, env, timeout=600).stderr   # a third run does nothing
+
+    # the job list under xargs -P 2 gives the same result files and numbers
+    par = tmp / "par"
+    par.mkdir()
+    listing = run_sweep(par, env, "--list", check=True).stdout
+    subprocess.run(["xargs", "-P", "2", "-I{}", "sh", "-c", "{}"], input=listing, text=True, cwd=par,
+                   env={**env, "WORKDIR": str(par)}, check=True, capture_output=True, timeout=600)
+    assert metrics(par / "results" / "runs") == metrics(results)
+
+    agg = subprocess.run([sys.executable, str(REPO / "scripts" / "aggregate.py"), "--runs", str(results),
+                          "--out", str(seq / "results")], capture_output=True, text=True, check=True)
+    md = (seq / "results" / "summary.md").read_text()
+    assert "uci -> usc_had" in md and "supervised" in md and "crosshar" in md
+    assert (seq / "results" / "heatmap.png").stat().st_size > 1000
+    assert len((seq / "results" / "summary.csv").read_text().splitlines()) == 5
+    assert "from 4 runs" in agg.stdout
