@@ -34,7 +34,4 @@ def build_backbone(name: str, cfg: dict, feature_num: int, seq_len: int):
 
 def _import_all():
     # Registration happens in these modules; imported lazily so `models` stays cheap to import.
-    import importlib
-    for module in ("limu", "mamba"):
-        if importlib.util.find_spec(f"{__name__}.{module}") is not None:  # TEMP until mamba lands
-            importlib.import_module(f"{__name__}.{module}")
+    from . import limu, mamba  # noqa: F401

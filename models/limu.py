@@ -4,13 +4,15 @@ One transformer block applied `n_layers` times with shared weights, learned posi
 embedding, TF-style LayerNorm (eps 1e-12). The block keeps LIMU-BERT's arithmetic exactly:
 h = attn(h); h = norm1(h + proj(h)); h = norm2(h + ff(h)) -- the first residual wraps the
 projection of the attention output, not the block input. Fast paths: one fused QKV matmul
-and `scaled_dot_product_attention` instead of explicit score matrices.
+and the attention kernel that is fastest for the device and precision
+(models/ops/attention.py).
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from . import register_backbone
+from .ops.attention import attention
 
 LIMU_KEYS = {"hidden", "hidden_ff", "n_layers", "n_heads", "emb_norm"}
 
@@ -45,7 +47,7 @@ class LimuEncoder(nn.Module):
         h = self.embed_norm(h + self.pos_embed.weight[:T])
         for _ in range(self.n_layers):
             q, k, v = self.qkv(h).view(B, T, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
-            h = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, T, -1)
+            h = attention(q, k, v).transpose(1, 2).reshape(B, T, -1)
             h = self.norm1(h + self.proj(h))
             h = self.norm2(h + self.ff2(F.gelu(self.ff1(h))))
         return h, h.mean(dim=1)

@@ -5,7 +5,7 @@ Three scans share mamba_ssm's ``selective_scan_fn`` signature and shapes:
     D: (d_inner,)   z: (batch, d_inner, L)   delta_bias: (d_inner,)
     -> out (batch, d_inner, L) [, last_state (batch, d_inner, d_state)]
 Recurrence (per batch b, channel d, state n):
-    delta = softplus(delta + delta_bias)        (each step only if asked)
+    delta = softplus(delta + delta_bias)        (the bias if given, softplus if asked)
     h_t = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t,   h_{-1} = 0
     y_t = <C_t, h_t> + D * u_t;   out = y * silu(z)
 
@@ -90,12 +90,12 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
 # keeping L states per layer for autograd.
 
 def _states(u, dt, A, B):
-    """u, dt: (L, b, d); A: (d, n); B: (L, b, n) -> states H and decays dA, both (L, b, d, n)."""
-    dA = torch.exp(dt.unsqueeze(-1) * A)
+    """u, dt: (L, b, d); A: (d, n); B: (L, b, n) -> states H and decays exp(dt A), both (L, b, d, n)."""
+    decay = torch.exp(dt.unsqueeze(-1) * A)
     H = (dt * u).unsqueeze(-1) * B.unsqueeze(2)                 # delta * B * u, overwritten by h
     for t in range(1, H.shape[0]):
-        H[t].addcmul_(dA[t], H[t - 1])                          # h_t = dA_t * h_{t-1} + dBu_t
-    return H, dA
+        H[t].addcmul_(decay[t], H[t - 1])                       # h_t = decay_t * h_{t-1} + dBu_t
+    return H, decay
 
 
 def _time_major(x, dtype):
@@ -103,14 +103,20 @@ def _time_major(x, dtype):
     return x.to(dtype).permute(2, 0, 1).contiguous()
 
 
-def _batch_blocks(L, batch, d_inner, d_state):
-    size = max(1, _BLOCK_ELEMS // max(1, L * d_inner * d_state))
+def _batch_blocks(L, batch, d_inner, d_state, device):
+    limit = _BLOCK_ELEMS if device.type == "cpu" else 2 ** 26    # a GPU wants big ops, not cache
+    size = max(1, limit // max(1, L * d_inner * d_state))
     return [slice(i, min(i + size, batch)) for i in range(0, batch, size)]
 
 
 class _SelectiveScanFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+        with torch.autocast(u.device.type, enabled=False):         # keep the scan in ct under amp
+            return _SelectiveScanFn._forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+
+    @staticmethod
+    def _forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
         ct = _compute_dtype(u, delta, A, B, C, D, z, delta_bias)
         dt = _discretized_delta(delta, delta_bias, delta_softplus, ct)
         ut, dtt, Bt, Ct = _time_major(u, ct), _time_major(dt, ct), _time_major(B, ct), _time_major(C, ct)
@@ -118,14 +124,13 @@ class _SelectiveScanFn(torch.autograd.Function):
         L, batch, d_inner = ut.shape
         y = ut.new_empty(L, batch, d_inner)
         last = ut.new_empty(batch, d_inner, A.shape[1])
-        for sl in _batch_blocks(L, batch, d_inner, A.shape[1]):
+        for sl in _batch_blocks(L, batch, d_inner, A.shape[1], u.device):
             H, _ = _states(ut[:, sl], dtt[:, sl], A_, Bt[:, sl])
             y[:, sl] = (H * Ct[:, sl].unsqueeze(2)).sum(-1)
             last[sl] = H[-1]
-        y = y.permute(1, 2, 0)
-        if D is not None:
-            y = y + u.to(ct) * D.to(ct)[:, None]
-        out = y * F.silu(z.to(ct)) if z is not None else y
+        y = y.permute(1, 2, 0).contiguous()                       # (batch, d_inner, L), like the kernel
+        y = _finish(y, u, D, None, ct)                              # y + D u, kept for dz
+        out = _finish(y, u, None, z, ct)
         ctx.delta_softplus = delta_softplus
         ctx.set_materialize_grads(False)                            # dlast is None unless used
         ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, y if z is not None else None)
@@ -147,33 +152,34 @@ class _SelectiveScanFn(torch.autograd.Function):
         dD = (dout * u_c).sum((0, 2)) if D is not None else None
         du = dout * D.to(ct)[:, None] if D is not None else torch.zeros_like(u_c)
 
-        dt = _discretized_delta(delta, delta_bias, ctx.delta_softplus, ct)
+        pre = _discretized_delta(delta, delta_bias, False, ct)     # delta + delta_bias
+        dt = F.softplus(pre) if ctx.delta_softplus else pre
         ut, dtt, Bt, Ct, dyt = (_time_major(x, ct) for x in (u, dt, B, C, dout))
         A_ = A.to(ct)
         du_t, ddt = torch.empty_like(ut), torch.empty_like(ut)
         dB, dC, dA = torch.empty_like(Bt), torch.empty_like(Ct), torch.zeros_like(A_)
-        for sl in _batch_blocks(L, batch, d_inner, A.shape[1]):
+        for sl in _batch_blocks(L, batch, d_inner, A.shape[1], u.device):
             u_b, dt_b, B_b, dy_b = ut[:, sl], dtt[:, sl], Bt[:, sl], dyt[:, sl]
-            H, dA_b = _states(u_b, dt_b, A_, B_b)
+            H, decay = _states(u_b, dt_b, A_, B_b)
             dC[:, sl] = (dy_b.unsqueeze(-2) @ H).squeeze(-2)      # sum_d dy * h
-            # G_t = dL/dh_t, a reverse scan: G_t = C_t dy_t + dA_{t+1} G_{t+1}
+            # G_t = dL/dh_t, a reverse scan: G_t = C_t dy_t + decay_{t+1} G_{t+1}
             G = dy_b.unsqueeze(-1) * Ct[:, sl].unsqueeze(2)
             if dlast is not None:
                 G[-1] += dlast[sl].to(ct)
             for t in range(L - 2, -1, -1):
-                G[t].addcmul_(dA_b[t + 1], G[t + 1])
+                G[t].addcmul_(decay[t + 1], G[t + 1])
             GB = (G * B_b.unsqueeze(2)).sum(-1)                     # sum_n G * B
             du_t[:, sl] = dt_b * GB
             ddt[:, sl] = u_b * GB
             dB[:, sl] = ((dt_b * u_b).unsqueeze(-2) @ G).squeeze(-2)
-            # through the decay: Q = dL/d(delta*A) = G_t * h_{t-1} * dA_t (zero at t = 0)
-            Q = G[1:].mul_(H[:-1]).mul_(dA_b[1:])
+            # through the decay: Q = dL/d(delta*A) = G_t * h_{t-1} * decay_t (zero at t = 0)
+            Q = G[1:].mul_(H[:-1]).mul_(decay[1:])
             ddt[1:, sl] += (Q * A_).sum(-1)
             dA += (Q * dt_b[1:].unsqueeze(-1)).sum((0, 1))
 
         ddt = ddt.permute(1, 2, 0)
         if ctx.delta_softplus:
-            ddt = ddt * torch.sigmoid(_discretized_delta(delta, delta_bias, False, ct))
+            ddt = ddt * torch.sigmoid(pre)                          # softplus' = sigmoid
         ddelta_bias = ddt.sum((0, 2)) if delta_bias is not None else None
         du = du + du_t.permute(1, 2, 0)
         grads = (du, ddt, dA, dB.permute(1, 2, 0), dC.permute(1, 2, 0), dD, dz, ddelta_bias)
@@ -192,6 +198,10 @@ def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
 # ---------------------------------------------------------------------------------------------
 # Optional CUDA kernels, imported lazily (never at module import).
 
+_SCAN_KERNEL = ("mamba_ssm.ops.selective_scan_interface", "selective_scan_fn", "mamba_ssm")
+_CONV_KERNEL = ("causal_conv1d", "causal_conv1d_fn", "causal_conv1d")
+
+
 @functools.lru_cache(maxsize=None)
 def _load_kernel(module, name):
     """-> (function, None) or (None, why). A CPU-only install of mamba_ssm raises ImportError;
@@ -202,35 +212,40 @@ def _load_kernel(module, name):
         return None, f"{type(e).__name__}: {e}"
 
 
-def _cuda_kernel(module, name, package, tensor):
-    fn, why = _load_kernel(module, name)
-    if fn is None:
-        raise RuntimeError(f"impl='cuda' needs {package}'s compiled kernel, which failed to import "
-                           f"({why}); install requirements-cuda.txt on a CUDA machine, or use "
-                           f"impl='auto' or 'torch'")
-    if not tensor.is_cuda:
-        raise RuntimeError(f"impl='cuda' needs CUDA tensors, got {tensor.device}")
-    return fn
+def _pick_kernel(impl, kernel, tensor, usable=True):
+    """-> the CUDA kernel to call, or None for the PyTorch path. impl="cuda" raises instead."""
+    module, name, package = kernel
+    if impl == "cuda":
+        fn, why = _load_kernel(module, name)
+        if fn is None:
+            raise RuntimeError(f"impl='cuda' needs {package}'s compiled kernel, which failed to import "
+                               f"({why}); install requirements-cuda.txt on a CUDA machine, or use "
+                               f"impl='auto' or 'torch'")
+        if not tensor.is_cuda:
+            raise RuntimeError(f"impl='cuda' needs CUDA tensors, got {tensor.device}")
+        return fn
+    if impl == "auto" and tensor.is_cuda and usable:
+        return _load_kernel(module, name)[0]
+    return None
+
+
+def _check_impl(impl):
+    if impl not in SCAN_IMPLS:
+        raise ValueError(f"unknown scan impl {impl!r}; expected one of {SCAN_IMPLS}")
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                    return_last_state=False, impl="auto"):
     """Dispatch: "auto" (CUDA kernel for CUDA tensors when mamba_ssm imports, else "torch"),
     "ref", "torch", or "cuda" (the kernel or a RuntimeError)."""
-    if impl not in SCAN_IMPLS:
-        raise ValueError(f"unknown scan impl {impl!r}; expected one of {SCAN_IMPLS}")
+    _check_impl(impl)
     args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
-    if impl == "ref":
-        return selective_scan_ref(*args)
-    if impl == "cuda":
-        kernel = _cuda_kernel("mamba_ssm.ops.selective_scan_interface", "selective_scan_fn",
-                              "mamba_ssm", u)
-        return kernel(*args)
-    if impl == "auto" and u.is_cuda:
-        kernel, _ = _load_kernel("mamba_ssm.ops.selective_scan_interface", "selective_scan_fn")
-        if kernel is not None:
-            return kernel(*args)
-    return selective_scan_torch(*args)
+    # Profiler label for the forward; the backward shows as _SelectiveScanFnBackward (torch scan).
+    with torch.profiler.record_function("selective_scan"):
+        if impl == "ref":
+            return selective_scan_ref(*args)
+        kernel = _pick_kernel(impl, _SCAN_KERNEL, u)
+        return kernel(*args) if kernel is not None else selective_scan_torch(*args)
 
 
 def causal_conv1d_ref(x, weight, bias=None, activation="silu"):
@@ -246,13 +261,8 @@ def causal_conv1d_ref(x, weight, bias=None, activation="silu"):
 def causal_conv1d(x, weight, bias=None, activation="silu", impl="auto"):
     """Dispatch like selective_scan: the causal_conv1d kernel ("cuda", or "auto" on CUDA tensors
     when it imports and 2 <= width <= 4), else causal_conv1d_ref ("ref", "torch")."""
-    if impl not in SCAN_IMPLS:
-        raise ValueError(f"unknown conv impl {impl!r}; expected one of {SCAN_IMPLS}")
-    if impl == "cuda":
-        return _cuda_kernel("causal_conv1d", "causal_conv1d_fn", "causal_conv1d", x)(
-            x, weight, bias, activation=activation)
-    if impl == "auto" and x.is_cuda and 2 <= weight.shape[-1] <= 4:
-        kernel, _ = _load_kernel("causal_conv1d", "causal_conv1d_fn")
-        if kernel is not None:
-            return kernel(x, weight, bias, activation=activation)
+    _check_impl(impl)
+    kernel = _pick_kernel(impl, _CONV_KERNEL, x, usable=2 <= weight.shape[-1] <= 4)
+    if kernel is not None:
+        return kernel(x, weight, bias, activation=activation)
     return causal_conv1d_ref(x, weight, bias, activation)
