@@ -6,6 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .ops.attention import attention
+from .ops.dropout import Dropout, dropout
 
 
 class ReconstructionHead(nn.Module):
@@ -46,7 +47,7 @@ class ContrastiveHead(nn.Module):
         self.qkv = nn.Linear(hidden, 3 * hidden, bias=False)
         self.out = nn.Linear(hidden, hidden)
         self.ff1, self.ff2 = nn.Linear(hidden, hidden_ff), nn.Linear(hidden_ff, hidden)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.project = nn.Sequential(nn.Linear(hidden, proj_hidden), nn.BatchNorm1d(proj_hidden),
                                      nn.ReLU(inplace=True), nn.Linear(proj_hidden, proj_out))
 
@@ -75,6 +76,29 @@ def sinusoidal_positions(seq_len, dim):
     return pe
 
 
+class PostNormEncoderLayer(nn.Module):
+    """The arithmetic of `nn.TransformerEncoderLayer` (post-norm, ReLU, dropout on the
+    attention weights, after attention and in the feed-forward), written out so that the
+    attention kernel and the dropout mask can be the fast ones for the device."""
+
+    def __init__(self, dim, n_heads, dim_feedforward, dropout_p):
+        super().__init__()
+        self.n_heads, self.p = n_heads, dropout_p
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.ff1, self.ff2 = nn.Linear(dim, dim_feedforward), nn.Linear(dim_feedforward, dim)
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.drop = Dropout(dropout_p)
+
+    def forward(self, x):
+        B, T, D = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        a = attention(q, k, v, self.p if self.training else 0.0).transpose(1, 2).reshape(B, T, D)
+        x = self.norm1(x + self.drop(self.out(a)))
+        h = dropout(self.ff1(x), self.p, self.training, relu=True)
+        return self.norm2(x + self.drop(self.ff2(h)))
+
+
 class TransformerClassifier(nn.Module):
     """CrossHAR's classifier on per-step embeddings: linear to `hidden_size`, sinusoidal
     positions, `num_layers` post-norm encoder layers, mean over time, linear to classes."""
@@ -85,14 +109,15 @@ class TransformerClassifier(nn.Module):
         self.embed = nn.Linear(in_features, hidden_size)
         # a buffer: built once, moved with the module, never rebuilt per step
         self.register_buffer("positions", sinusoidal_positions(seq_len, hidden_size), persistent=False)
-        layer = nn.TransformerEncoderLayer(hidden_size, num_heads, dim_feedforward, dropout,
-                                           batch_first=True)
-        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.layers = nn.ModuleList(PostNormEncoderLayer(hidden_size, num_heads, dim_feedforward, dropout)
+                                    for _ in range(num_layers))
         self.fc = nn.Linear(hidden_size, n_classes)
 
     def forward(self, feats):
         x = self.embed(feats) + self.positions[: feats.size(1)]
-        return self.fc(self.encoder(x).mean(dim=1))
+        for layer in self.layers:
+            x = layer(x)
+        return self.fc(x.mean(dim=1))
 
 
 class SupervisedModel(nn.Module):
