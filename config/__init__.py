@@ -14,16 +14,26 @@ CONFIG_DIR = Path(__file__).resolve().parent
 
 
 @dataclass
-class PretrainConfig:
+class TrainConfig:
+    """What every training stage takes (classifier_train.json holds these values)."""
     seed: int = 3431
-    batch_size: int = 512
+    batch_size: int = 128
     lr: float = 1e-3
+    n_epochs: int = 100
+    train_rate: float = 0.8         # the split is shared by pretraining and the classifier,
+    val_rate: float = 0.1           # so the source test windows are never seen in pretraining
+
+
+@dataclass
+class PretrainConfig(TrainConfig):
+    batch_size: int = 512
     n_epochs: int = 1600
     n_epochs_cl: int = 800          # the last n_epochs_cl epochs add the contrastive loss
     lambda_recon: float = 6.0
     lambda_cl: float = 1.0
-    train_rate: float = 0.8         # the split is shared with the classifier stage, so the
-    val_rate: float = 0.1           # source test windows are never seen in pretraining
+
+
+ClassifierTrainConfig = TrainConfig
 
 
 @dataclass
@@ -33,16 +43,6 @@ class MaskConfig:
     max_gram: int = 10
     mask_prob: float = 0.8
     replace_prob: float = 0.0
-
-
-@dataclass
-class ClassifierTrainConfig:
-    seed: int = 3431
-    batch_size: int = 128
-    lr: float = 1e-3
-    n_epochs: int = 100
-    train_rate: float = 0.8
-    val_rate: float = 0.1
 
 
 def read_file(path) -> dict:

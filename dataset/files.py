@@ -8,7 +8,6 @@
 import io
 import itertools
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from training.checkpoint import atomic_write_many
 from training.errors import UserError
 
 # What a broken zip member or file can raise while being read.
@@ -174,28 +174,15 @@ def load_table(src, name, ncols, **kw):
     return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
 
-def _save(path, content):
-    with open(path, "wb") as f:
-        if isinstance(content, str):
-            f.write(content.encode("utf-8"))
-        else:
-            np.save(f, content)
+def _writer(content):
+    if isinstance(content, str):
+        return lambda f: f.write(content.encode("utf-8"))
+    return lambda f: np.save(f, content)
 
 
 def write_atomic(files):
     """Write {path: ndarray or str} to temp names, then rename them all (all or nothing)."""
-    temps = {}
-    try:
-        for path, content in files.items():
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temps[path] = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            _save(temps[path], content)
-        for path, temp in temps.items():
-            os.replace(temp, path)
-    finally:
-        for temp in temps.values():
-            temp.unlink(missing_ok=True)
+    atomic_write_many({path: _writer(content) for path, content in files.items()})
 
 
 def update_json(path, entries):

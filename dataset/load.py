@@ -11,7 +11,7 @@ import numpy as np
 
 from training.errors import UserError
 
-from .prepare import DATASETS, VERSIONS
+from .prepare import DATASETS, VERSIONS  # noqa: F401 - DATASETS re-exported for the CLI
 DEFAULT_VERSION = VERSIONS["4"]    # CrossHAR's shared 4-class space: needed across datasets
 
 

@@ -7,7 +7,6 @@ projection of the attention output, not the block input. Fast paths: one fused Q
 and the attention kernel that is fastest for the device and precision
 (models/ops/attention.py).
 """
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 

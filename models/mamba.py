@@ -15,7 +15,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from . import register_backbone
 from .ops.selective_scan import SCAN_IMPLS, causal_conv1d, selective_scan

@@ -16,19 +16,28 @@ import torch
 from .errors import UserError
 
 
+def atomic_write_many(writers):
+    """{path: write(binary_file)}: write every file to a temp name beside it, then rename
+    them all; on any failure no target is touched (all or nothing)."""
+    temps = {}
+    try:
+        for path, write in writers.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temps[path] = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+        for path, temp in temps.items():
+            os.replace(temp, path)
+    finally:
+        for temp in temps.values():
+            if os.path.exists(temp):
+                os.unlink(temp)
+
+
 def atomic_write(path, write):
     """Call write(binary_file) on a temp file beside `path`, then rename it onto `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_many({path: write})
 
 
 def save_checkpoint(obj, path):
