@@ -17,6 +17,7 @@ from training.checkpoint import load_checkpoint, load_npz, save_checkpoint, save
 from training.cli import build_parser, classifier_dir, embed_path, pretrain_dir, run
 from training.finetune import build_classifier, classifier_splits, evaluate, normalized_windows, train_classifier
 from training.distributed import setup, teardown
+from training.errors import UserError
 from training.loop import resolve_device, resolve_precision
 
 
@@ -45,8 +46,10 @@ def main():
         enc = load_checkpoint(encoder_path, "encoder", args.backbone)
         emb_file = embed_path(encoder_path.parent.name.removeprefix("pretrain_"), args.dataset, args.dataset_version)
         emb = load_npz(emb_file, ["features", "activity", "meta"])
-        if json.loads(str(emb["meta"]))["encoder"] != str(encoder_path):
-            print(f"note: {emb_file} was made from another encoder file; using it as it is")
+        meta = json.loads(str(emb["meta"]))
+        if meta.get("encoder_epoch") != enc["epoch"]:
+            raise UserError(f"{emb_file} was made from the encoder of epoch {meta.get('encoder_epoch')}, "
+                            f"but {encoder_path} now holds epoch {enc['epoch']}: re-run embedding.py")
         x = torch.as_tensor(emb["features"], device=device)
         clf_cfg = load_model_config(CONFIG_DIR / "classifier.json", "transformer_v1")
         model_args = {"type": "transformer", "in_features": x.shape[2], "n_classes": n_classes,

@@ -33,8 +33,8 @@ def main():
     check_compatible(windows, ckpt["model_args"], f"encoder {path}")
     feats = embed(build_encoder(ckpt, device), normalized_windows(windows, device), device, precision)
     out = embed_path(path.parent.name.removeprefix("pretrain_"), args.dataset, args.dataset_version)
-    meta = {"encoder": str(path), "dataset": args.dataset, "version": args.dataset_version,
-            "class_names": windows.class_names}
+    meta = {"encoder": str(path), "encoder_epoch": ckpt["epoch"], "dataset": args.dataset,
+            "version": args.dataset_version, "class_names": windows.class_names}
     save_npz(out, features=feats.cpu().numpy(), activity=windows.activity, meta=json.dumps(meta))
     print(f"wrote {out}: features {tuple(feats.shape)}, {len(windows.class_names)} classes")
 
