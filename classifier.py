@@ -37,9 +37,9 @@ def main():
             model_cfg["scan"] = args.scan
         model_args = {"type": "supervised", "backbone": args.backbone, "cfg": model_cfg,
                       "feature_num": windows.data.shape[2], "seq_len": windows.data.shape[1],
-                      "n_classes": n_classes, "head": args.head,
+                      "n_classes": n_classes, "head": args.head, "norm": args.norm,
                       "classifier_cfg": load_model_config(CONFIG_DIR / "classifier.json", "transformer_v1")}
-        x = normalized_windows(windows, device)
+        x = normalized_windows(windows, device, model_args)
         split, encoder_path = (cfg.seed, cfg.train_rate, cfg.val_rate), None
     else:
         encoder_path = pretrain_dir(args, cfg.seed) / "best.pt"

@@ -31,7 +31,8 @@ def main():
     ckpt = load_checkpoint(path, "encoder", None if args.model_file else args.backbone, map_location=device)
     windows = load_windows(args.dataset, args.dataset_version, args.data_dir)
     check_compatible(windows, ckpt["model_args"], f"encoder {path}")
-    feats = embed(build_encoder(ckpt, device), normalized_windows(windows, device), device, precision)
+    feats = embed(build_encoder(ckpt, device), normalized_windows(windows, device, ckpt["model_args"]),
+                  device, precision)
     out = embed_path(path.parent.name.removeprefix("pretrain_"), args.dataset, args.dataset_version)
     meta = {"encoder": str(path), "encoder_epoch": ckpt["epoch"], "dataset": args.dataset,
             "version": args.dataset_version, "class_names": windows.class_names}

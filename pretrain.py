@@ -36,7 +36,7 @@ def main():
         import torch.distributed as dist
         dist.barrier()          # no rank may look for last.pt before --fresh removed it
     model_args = {"backbone": args.backbone, "cfg": model_cfg, "feature_num": windows.data.shape[2],
-                  "seq_len": windows.data.shape[1]}
+                  "seq_len": windows.data.shape[1], "norm": args.norm}
     resolved = {"stage": "pretrain", "dataset": args.dataset, "dataset_version": args.dataset_version,
                 "augmentation": args.augument_method, "model_args": model_args, "contrastive_head": head_cfg,
                 "train": asdict(train_cfg), "mask": asdict(mask_cfg)}

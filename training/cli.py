@@ -8,7 +8,7 @@ from pathlib import Path
 from config import CONFIG_DIR
 from dataset.load import DATASETS, DEFAULT_VERSION
 
-from .augment import AUGMENTATIONS
+from .augment import AUGMENTATIONS, NORMS
 from .errors import UserError
 from .loop import PRECISIONS
 
@@ -75,6 +75,9 @@ def build_parser(stage, description):
     p.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="fp32, bf16 autocast, or auto (bf16 where the hardware has it)")
     p.add_argument("--data-dir", default="dataset", help="where prepared datasets live")
+    p.add_argument("--norm", default="instance", choices=NORMS,
+                   help="encoder input normalisation (pretrain.py, classifier.py --supervised): instance "
+                        "(CrossHAR; drops device orientation) or limu (acc / 9.8; keeps it)")
     p.add_argument("--scan", default=None, choices=("auto", "ref", "torch", "cuda"),
                    help="mamba backbone: selective-scan implementation (default: config's)")
     if stage in ("classifier", "cross_dataset_test"):

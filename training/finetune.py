@@ -11,7 +11,7 @@ from dataset.load import labelled_subset, split_indices
 from models import build_backbone
 from models.heads import SupervisedModel, TransformerClassifier
 
-from .augment import instance_norm
+from .augment import normalize
 from .checkpoint import load_checkpoint
 from .errors import UserError
 from .distributed import World
@@ -37,8 +37,9 @@ def check_compatible(windows, model_args, what):
                         f"{model_args['feature_num']}")
 
 
-def normalized_windows(windows, device):
-    return instance_norm(torch.as_tensor(windows.data, device=device))
+def normalized_windows(windows, device, model_args):
+    """The windows as the model expects them (its model_args say which normalisation)."""
+    return normalize(torch.as_tensor(windows.data, device=device), model_args.get("norm", "instance"))
 
 
 @torch.no_grad()
@@ -130,12 +131,12 @@ def build_classifier(args, device):
 def model_inputs(ckpt, windows, device, precision):
     """What a classifier checkpoint consumes for `windows`: embeddings from its encoder,
     or the normalised raw windows for a supervised model."""
-    x = normalized_windows(windows, device)
     if ckpt["model_args"]["type"] == "supervised":
         check_compatible(windows, ckpt["model_args"], "supervised model")
-        return x
+        return normalized_windows(windows, device, ckpt["model_args"])
     enc_ckpt = load_checkpoint(Path(ckpt["encoder_path"]), "encoder", map_location=device)
     check_compatible(windows, enc_ckpt["model_args"], "encoder")
+    x = normalized_windows(windows, device, enc_ckpt["model_args"])
     return embed(build_encoder(enc_ckpt, device), x, device, precision)
 
 

@@ -48,16 +48,16 @@ class PretrainModel(nn.Module):
         return recon, cl
 
 
-def make_views(x, mask_cfg, generator):
-    """Raw windows -> the weak and the strong view, instance-normalised, then masked."""
-    return [mask_batch(augment.instance_norm(view(x, generator)), mask_cfg, generator)
+def make_views(x, mask_cfg, generator, norm="instance"):
+    """Raw windows -> the weak and the strong view, normalised, then masked."""
+    return [mask_batch(augment.normalize(view(x, generator), norm), mask_cfg, generator)
             for view in (augment.weak_view, augment.strong_view)]
 
 
-def train_step(model, opt, x, mask_cfg, train_cfg, generator, with_cl, device, precision):
+def train_step(model, opt, x, mask_cfg, train_cfg, generator, with_cl, device, precision, norm="instance"):
     """One optimisation step on raw windows x: views, masking, losses, backward, Adam."""
     with autocast(device, precision):
-        recon, cl = model(make_views(x, mask_cfg, generator), with_cl)
+        recon, cl = model(make_views(x, mask_cfg, generator, norm), with_cl)
         loss = train_cfg.lambda_recon * recon + train_cfg.lambda_cl * cl if with_cl else recon
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -83,8 +83,9 @@ def run_pretraining(*, windows, backbone, model_cfg, head_cfg, train_cfg: Pretra
     # the expansion and the validation views/masks are drawn once, from the seed alone
     x_train = augment.expand_training_set(data[torch.as_tensor(train_idx, device=device)], augmentation,
                                           make_generator(device, train_cfg.seed))
+    norm = model_args.get("norm", "instance")
     val_views = make_views(data[torch.as_tensor(val_idx, device=device)], mask_cfg,
-                           make_generator(device, train_cfg.seed + 1))
+                           make_generator(device, train_cfg.seed + 1), norm)
     torch.manual_seed(train_cfg.seed)
     model = PretrainModel(backbone, model_cfg, head_cfg, feature_num, seq_len).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=train_cfg.lr)
@@ -114,7 +115,7 @@ def run_pretraining(*, windows, backbone, model_cfg, head_cfg, train_cfg: Pretra
     def step(idx, epoch, gen):
         model.train()
         return train_step(ddp, opt, x_train[idx], mask_cfg, train_cfg, gen, epoch >= phase2_start,
-                          device, precision)
+                          device, precision, norm)
 
     @torch.no_grad()
     def validate(epoch):
