@@ -69,4 +69,4 @@ def test_normalize_limu_keeps_orientation_instance_drops_it():
     lim = augment.normalize(lying, "limu")
     assert torch.allclose(lim[0, :, 2], torch.ones(120)) and torch.allclose(lim[1, :, 0], torch.ones(120))
     inst = augment.normalize(lying, "instance")
-    assert torch.equal(inst[0], inst[1]), "instance norm maps both postures to the same input"
+    assert torch.allclose(inst[0], inst[1], atol=1e-2), "instance norm maps both postures to the same input"
