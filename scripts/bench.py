@@ -105,7 +105,9 @@ def one_config(backbone, precision, repeats, clf_epochs, device):
             sync()
         events = prof.key_averages()
         total = sum(e.cpu_time_total for e in events if e.key == "step")
-        scan = sum(e.cpu_time_total for e in events if e.key == "selective_scan")
+        # forward is recorded as "selective_scan", its backward as the autograd node's name
+        scan = sum(e.cpu_time_total for e in events
+                   if e.key in ("selective_scan", "_SelectiveScanFnBackward"))
         scan_share = scan / total if total else None
 
     # classifier stage at the workload above
