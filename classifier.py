@@ -14,7 +14,7 @@ import torch
 from config import CONFIG_DIR, ClassifierTrainConfig, load, load_model_config
 from dataset.load import load_windows
 from training.checkpoint import load_checkpoint, load_npz, save_checkpoint, save_json
-from training.cli import build_parser, classifier_dir, embed_path, pretrain_dir, run
+from training.cli import build_parser, classifier_dir, embed_path, model_config, pretrain_dir, run
 from training.finetune import build_classifier, classifier_splits, evaluate, normalized_windows, train_classifier
 from training.distributed import setup, teardown
 from training.errors import UserError
@@ -32,10 +32,7 @@ def main():
     n_classes = len(windows.class_names)
     torch.manual_seed(cfg.seed)
     if args.supervised:
-        model_cfg = load_model_config(CONFIG_DIR / "pretrain_model.json", f"{args.backbone}_{args.model_version}")
-        if args.scan:
-            model_cfg["scan"] = args.scan
-        model_args = {"type": "supervised", "backbone": args.backbone, "cfg": model_cfg,
+        model_args = {"type": "supervised", "backbone": args.backbone, "cfg": model_config(args),
                       "feature_num": windows.data.shape[2], "seq_len": windows.data.shape[1],
                       "n_classes": n_classes, "head": args.head, "norm": args.norm,
                       "classifier_cfg": load_model_config(CONFIG_DIR / "classifier.json", "transformer_v1")}

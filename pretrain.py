@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 from config import CONFIG_DIR, MaskConfig, PretrainConfig, load, load_model_config
 from dataset.load import load_windows
-from training.cli import build_parser, pretrain_dir, run
+from training.cli import build_parser, model_config, pretrain_dir, run
 from training.distributed import setup, teardown
 from training.loop import resolve_device, resolve_precision
 from training.pretrain import run_pretraining
@@ -22,9 +22,7 @@ def main():
     train_cfg, mask_cfg = load(PretrainConfig, args.train_cfg), load(MaskConfig, args.mask_cfg)
     if args.seed is not None:
         train_cfg.seed = args.seed
-    model_cfg = load_model_config(CONFIG_DIR / "pretrain_model.json", f"{args.backbone}_{args.model_version}")
-    if args.scan:
-        model_cfg["scan"] = args.scan
+    model_cfg = model_config(args)
     head_cfg = load_model_config(CONFIG_DIR / "pretrain_model.json", "contrastive_head")
     windows = load_windows(args.dataset, args.dataset_version, args.data_dir)
     world, device = setup(resolve_device(args.gpu))     # torchrun: one process per device

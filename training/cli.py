@@ -89,6 +89,15 @@ def build_parser(stage, description):
     return p
 
 
+def model_config(args):
+    """The --backbone's entry of config/pretrain_model.json (-mv), with --scan applied."""
+    from config import load_model_config
+    cfg = load_model_config(CONFIG_DIR / "pretrain_model.json", f"{args.backbone}_{args.model_version}")
+    if args.scan:
+        cfg["scan"] = args.scan
+    return cfg
+
+
 def run_name(args, seed):
     source = args.dataset.replace(",", "+")
     return args.save_model or f"{args.backbone}_{source}_{args.dataset_version}_{args.model_version}_s{seed}"

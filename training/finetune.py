@@ -43,23 +43,23 @@ def normalized_windows(windows, device, model_args):
 
 
 @torch.no_grad()
-def embed(encoder, x, device, precision):
-    """Per-step features (N, T, H) of normalised windows x, in float32 on the device."""
+def batched_eval(fn, x, device, precision, batch_size=EMBED_BATCH):
+    """fn over x in batches, without gradients, results concatenated in float32."""
     out = []
-    for start in range(0, len(x), EMBED_BATCH):
+    for start in range(0, len(x), batch_size):
         with autocast(device, precision):
-            out.append(encoder(x[start:start + EMBED_BATCH])[0].float())
+            out.append(fn(x[start:start + batch_size]).float())
     return torch.cat(out)
 
 
-@torch.no_grad()
-def predict(model, x, device, precision, batch_size=EMBED_BATCH):
+def embed(encoder, x, device, precision):
+    """Per-step features (N, T, H) of normalised windows x, in float32 on the device."""
+    return batched_eval(lambda b: encoder(b)[0], x, device, precision)
+
+
+def predict(model, x, device, precision):
     model.eval()
-    logits = []
-    for start in range(0, len(x), batch_size):
-        with autocast(device, precision):
-            logits.append(model(x[start:start + batch_size]).float())
-    return torch.cat(logits)
+    return batched_eval(model, x, device, precision)
 
 
 def train_classifier(*, model, x, y, train_idx, val_idx, cfg: ClassifierTrainConfig, device,
@@ -117,9 +117,8 @@ def evaluate(model, x, y_true, n_classes, device, precision):
     return classification_metrics(np.asarray(y_true), pred, n_classes)
 
 
-def build_classifier(args, device):
-    """Rebuild a classifier (embedding or supervised) from its checkpoint's model_args."""
-    a = args
+def build_classifier(a, device):
+    """Rebuild a classifier (embedding or supervised) from its checkpoint's model_args `a`."""
     if a["type"] == "transformer":
         model = TransformerClassifier(a["in_features"], a["n_classes"], a["seq_len"], **a["cfg"])
     else:
