@@ -39,7 +39,7 @@ def main():
     source_test = json.loads((path.parent / "source_test.json").read_text()) if (path.parent / "source_test.json").exists() else None
     json_path, png_path = result_paths(args, seed)
     result = {"source": args.dataset, "target": args.target_dataset, "dataset_version": args.dataset_version,
-              "backbone": args.backbone,
+              "backbone": args.backbone, "model_version": args.model_version,
               "method": args.method or (f"supervised-{args.head}" if args.supervised else "crosshar"), "seed": seed,
               "label_rate": args.label_rate, "classifier": str(path), "encoder": ckpt.get("encoder_path"),
               "class_names": ckpt["class_names"], "target_metrics": metrics,

@@ -6,7 +6,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .ops.attention import attention
-from .ops.dropout import Dropout, dropout
+from .ops.dropout import Dropout
+from .ops.feedforward import feedforward
 
 
 class ReconstructionHead(nn.Module):
@@ -95,8 +96,7 @@ class PostNormEncoderLayer(nn.Module):
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
         a = attention(q, k, v, self.p if self.training else 0.0).transpose(1, 2).reshape(B, T, D)
         x = self.norm1(x + self.drop(self.out(a)))
-        h = dropout(self.ff1(x), self.p, self.training, relu=True)
-        return self.norm2(x + self.drop(self.ff2(h)))
+        return self.norm2(x + self.drop(feedforward(x, self.ff1, self.ff2, self.p, self.training)))
 
 
 class TransformerClassifier(nn.Module):

@@ -25,7 +25,9 @@ def read_runs(runs_dir):
     for path in sorted(Path(runs_dir).glob("*.json")):
         r = json.loads(path.read_text())
         m, src = r["target_metrics"], r.get("source_test_metrics") or {}
-        rows.append({"method": r["method"], "backbone": r["backbone"], "source": r["source"].replace(",", "+"),
+        mv = r.get("model_version", "v1")
+        backbone = r["backbone"] if mv == "v1" else f"{r['backbone']} -mv {mv}"
+        rows.append({"method": r["method"], "backbone": backbone, "source": r["source"].replace(",", "+"),
                      "target": r["target"], "seed": r["seed"], "label_rate": r["label_rate"],
                      "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "majority_rate": m["majority_rate"],
                      "source_test_accuracy": src.get("accuracy", float("nan")),

@@ -18,6 +18,7 @@
 #   PRETRAIN_CFG [config/sweep/pretrain.json]  RECON_CFG [config/sweep/pretrain_recon.json]
 #   CLF_CFG   [config/sweep/classifier.json]   AUG [channel_aug]    DATA_DIR [dataset]
 #   RESULTS   [results/runs]                   PRECISION [fp32]     PYTHON [python]
+#   MV_limu, MV_mamba [v1]: model version (-mv) of each backbone in config/pretrain_model.json
 #   WORKDIR   [the repository]: where saved/, embed/ and RESULTS are written
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"

@@ -16,7 +16,9 @@ RESULTS=${RESULTS:-results/runs}
 PRECISION=${PRECISION:-fp32}
 PY=${PYTHON:-python}
 
-run="${method}_${backbone}_${source//,/+}_s${seed}"
+mv_var="MV_${backbone}"; mv=${!mv_var:-v1}   # model version (-mv) per backbone, e.g. MV_mamba=cpu
+tag=$backbone; [ "$mv" = v1 ] || tag="${backbone}-${mv}"
+run="${method}_${tag}_${source//,/+}_s${seed}"
 case $method in
   crosshar|recon_only) sup=(); kind=classifier; prefix="" ;;
   scratch) sup=(--supervised --head transformer); kind=supervised-transformer; prefix="${kind}_" ;;
@@ -33,7 +35,7 @@ mkdir -p saved
 exec 9>"saved/.lock_${run}"
 if ! flock -n 9; then echo "skip $run: another sweep is running it" >&2; exit 0; fi
 
-common=(-d "$source" --backbone "$backbone" --seed "$seed" --data-dir "$DATA_DIR" -s "$run" --precision "$PRECISION")
+common=(-d "$source" --backbone "$backbone" -mv "$mv" --seed "$seed" --data-dir "$DATA_DIR" -s "$run" --precision "$PRECISION")
 if [ ${#sup[@]} = 0 ]; then
   cfg=$PRETRAIN_CFG; [ "$method" = recon_only ] && cfg=$RECON_CFG
   $PY "$REPO/pretrain.py" "${common[@]}" -t "$cfg" -am "$AUG"

@@ -5,7 +5,8 @@
 AVX-512 CPU). Here one 64-bit random word gives four 16-bit uniforms, so the mask costs about
 a fifth: an element is kept when its uniform is >= round(p * 65536), i.e. dropped with
 probability p to within 1/65536. Same semantics otherwise (scale kept values by 1/(1-p);
-identity in eval); CUDA keeps the fused `F.dropout`.
+identity in eval); CUDA keeps the fused `F.dropout`. The mask is applied as a 0/1 uint8
+multiply (a bool tensor viewed as uint8, no copy).
 """
 import torch
 import torch.nn as nn
@@ -22,30 +23,28 @@ def keep_mask(shape, p, device):
 
 
 class _MaskedScale(torch.autograd.Function):
-    """out = where(keep, x * scale, 0); with relu=True also zero where x <= 0 (ReLU and
-    dropout fused: one pass and one saved bool mask instead of three passes)."""
+    """out = x * keep * scale with keep a 0/1 uint8 mask: on the CPU a multiply by uint8 is
+    vectorised while `where`/`masked_fill` with a bool mask run about 15x slower (measured)."""
 
     @staticmethod
-    def forward(ctx, x, keep, scale, relu):
-        if relu:
-            keep = keep & (x > 0)
+    def forward(ctx, x, keep, scale):
         ctx.save_for_backward(keep)
         ctx.scale = scale
-        return torch.where(keep, x * scale, 0)
+        return x.mul(keep).mul_(scale)
 
     @staticmethod
     def backward(ctx, grad):
         (keep,) = ctx.saved_tensors
-        return torch.where(keep, grad * ctx.scale, 0), None, None, None
+        return grad.mul(keep).mul_(ctx.scale), None, None
 
 
-def dropout(x, p, training, relu=False):
-    """Dropout of x (of relu(x) when relu=True) with probability p while training."""
+def dropout(x, p, training):
+    """Dropout of x with probability p while training."""
     if not training or p == 0:
-        return F.relu(x) if relu else x
+        return x
     if x.device.type != "cpu":
-        return F.dropout(F.relu(x) if relu else x, p, True)
-    return _MaskedScale.apply(x, keep_mask(x.shape, p, x.device), 1.0 / (1.0 - p), relu)
+        return F.dropout(x, p, True)
+    return _MaskedScale.apply(x, keep_mask(x.shape, p, x.device).view(torch.uint8), 1.0 / (1.0 - p))
 
 
 class Dropout(nn.Module):
