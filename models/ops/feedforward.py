@@ -22,6 +22,23 @@ def _compute_dtype(x):
     return torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
 
 
+def _forward_blocks(x, w1, b1, w2, b2, p):
+    """x (N, D) in the compute dtype -> (y (N, D_out), keep (N, F) 0/1 uint8 or empty when p = 0)."""
+    n = x.shape[0]
+    # bool where/masked_fill are scalar loops on the CPU; a 0/1 uint8 multiply is vectorised
+    keep = torch.empty(n if p > 0 else 0, w1.shape[0], dtype=torch.uint8)
+    y = torch.empty(n, w2.shape[0], dtype=x.dtype)
+    w2s = w2 / (1.0 - p) if p > 0 else w2           # dropout scale folded into the weight
+    for s in range(0, n, ROWS_PER_BLOCK):
+        e = min(s + ROWS_PER_BLOCK, n)
+        h = torch.addmm(b1, x[s:e], w1.t()).relu_()
+        if p > 0:
+            keep[s:e] = keep_mask(h.shape, p, h.device).view(torch.uint8)
+            h.mul_(keep[s:e])
+        torch.addmm(b2, h, w2s.t(), out=y[s:e])
+    return y, keep
+
+
 class _BlockedFeedForward(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w1, b1, w2, b2, p):
@@ -29,35 +46,24 @@ class _BlockedFeedForward(torch.autograd.Function):
         shape = x.shape
         with torch.autocast("cpu", enabled=False):
             x2 = x.reshape(-1, shape[-1]).to(dt)
-            w1c, b1c = w1.to(dt), b1.to(dt)
-            w2s = (w2 / (1.0 - p)).to(dt)            # dropout scale folded into the weight
-            b2c = b2.to(dt)
-            n = x2.shape[0]
-            # bool/where/masked_fill are scalar loops on the CPU; a 0/1 uint8 multiply is vectorised
-            keep = torch.empty(n if p > 0 else 0, w1.shape[0], dtype=torch.uint8)
-            y = torch.empty(n, w2.shape[0], dtype=dt)
-            for s in range(0, n, ROWS_PER_BLOCK):
-                e = min(s + ROWS_PER_BLOCK, n)
-                h = torch.addmm(b1c, x2[s:e], w1c.t()).relu_()
-                if p > 0:
-                    keep[s:e] = keep_mask(h.shape, p, h.device).view(torch.uint8)
-                    h.mul_(keep[s:e])
-                torch.addmm(b2c, h, w2s.t(), out=y[s:e])
-        ctx.save_for_backward(x2, w1c, b1c, w2s, keep)
+            w1c, b1c, w2c = w1.to(dt), b1.to(dt), w2.to(dt)
+            y, keep = _forward_blocks(x2, w1c, b1c, w2c, b2.to(dt), p)
+        ctx.save_for_backward(x2, w1c, b1c, w2c, keep)
         ctx.p, ctx.in_dtype, ctx.shape = p, x.dtype, shape
         return y.view(*shape[:-1], w2.shape[0])
 
     @staticmethod
     def backward(ctx, grad):
-        x2, w1c, b1c, w2s, keep = ctx.saved_tensors
+        x2, w1c, b1c, w2c, keep = ctx.saved_tensors
         dt = x2.dtype
+        w2s = w2c / (1.0 - ctx.p) if ctx.p > 0 else w2c
         with torch.autocast("cpu", enabled=False):
             g = grad.reshape(-1, grad.shape[-1]).to(dt)
             n = x2.shape[0]
             gx = torch.empty_like(x2)
             gw1 = torch.zeros(w1c.shape, dtype=torch.float32)
             gb1 = torch.zeros(b1c.shape, dtype=torch.float32)
-            gw2 = torch.zeros(w2s.shape, dtype=torch.float32)
+            gw2 = torch.zeros(w2c.shape, dtype=torch.float32)
             for s in range(0, n, ROWS_PER_BLOCK):
                 e = min(s + ROWS_PER_BLOCK, n)
                 h = torch.addmm(b1c, x2[s:e], w1c.t()).relu_()     # recomputed, not stored
@@ -76,7 +82,13 @@ class _BlockedFeedForward(torch.autograd.Function):
 def feedforward(x, linear1, linear2, p, training):
     """linear2(dropout(relu(linear1(x)), p)) with dropout only while training."""
     p = p if training else 0.0
-    if x.device.type == "cpu" and torch.is_grad_enabled() and linear1.weight.requires_grad:
+    if x.device.type != "cpu":
+        h = F.relu(linear1(x))
+        return linear2(F.dropout(h, p, True) if p > 0 else h)
+    if torch.is_grad_enabled() and (x.requires_grad or linear1.weight.requires_grad):
         return _BlockedFeedForward.apply(x, linear1.weight, linear1.bias, linear2.weight, linear2.bias, p)
-    h = F.relu(linear1(x))
-    return linear2(F.dropout(h, p, True) if p > 0 else h)
+    dt = _compute_dtype(x)          # inference: the same blocks, nothing kept
+    with torch.autocast("cpu", enabled=False):
+        y, _ = _forward_blocks(x.reshape(-1, x.shape[-1]).to(dt), *(t.to(dt) for t in (
+            linear1.weight, linear1.bias, linear2.weight, linear2.bias)), p)
+    return y.view(*x.shape[:-1], -1)
