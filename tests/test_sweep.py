@@ -101,3 +101,22 @@ def test_sweep_interrupt_resume_xargs_and_aggregate(sweep_env):
     assert (seq / "results" / "heatmap.png").stat().st_size > 1000
     assert len((seq / "results" / "summary.csv").read_text().splitlines()) == 5
     assert "from 4 runs" in agg.stdout
+
+
+def test_aggregate_means_over_seeds_and_names_model_versions(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    accs = {("crosshar", "limu", "v1"): [0.5, 0.6, 0.7], ("supervised", "mamba", "cpu"): [0.4, 0.4]}
+    for (method, backbone, mv), values in accs.items():
+        for seed, acc in enumerate(values, 1):
+            metrics = {"accuracy": acc, "macro_f1": acc / 2, "majority_rate": 0.39}
+            (runs / f"{method}_{backbone}_{seed}.json").write_text(json.dumps({
+                "method": method, "backbone": backbone, "model_version": mv, "source": "uci",
+                "target": "usc_had", "seed": seed, "label_rate": 0.1, "target_metrics": metrics,
+                "source_test_metrics": {"accuracy": 0.9}, "wall_seconds": 1.0}))
+    subprocess.run([sys.executable, str(REPO / "scripts" / "aggregate.py"), "--runs", str(runs),
+                    "--out", str(tmp_path)], capture_output=True, text=True, check=True)
+    md = (tmp_path / "summary.md").read_text()
+    assert "| 0.1 | crosshar | limu | 60.0 ± 10.0 (n=3) | 60.0 |" in md
+    assert "| 0.1 | supervised | mamba -mv cpu | 40.0 ± 0.0 (n=2) | 40.0 |" in md
+    assert "usc_had 39.0" in md
