@@ -61,7 +61,8 @@ def table(rows):
                     continue
                 mu, sd = mean_std([r[metric] for r in runs])
                 means.append(mu)
-                cells.append(f"{100 * mu:.1f} ± {100 * sd:.1f} (n={len(runs)})")
+                spread = f" ± {100 * sd:.1f}" if len(runs) > 1 else ""   # no spread from one seed
+                cells.append(f"{100 * mu:.1f}{spread} (n={len(runs)})")
             avg = f"{100 * sum(means) / len(means):.1f}" if means else "-"
             lines.append(f"| {rate:g} | {method} | {backbone} | " + " | ".join(cells) + f" | {avg} |")
     maj = defaultdict(list)

@@ -106,7 +106,8 @@ def test_sweep_interrupt_resume_xargs_and_aggregate(sweep_env):
 def test_aggregate_means_over_seeds_and_names_model_versions(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
-    accs = {("crosshar", "limu", "v1"): [0.5, 0.6, 0.7], ("supervised", "mamba", "cpu"): [0.4, 0.4]}
+    accs = {("crosshar", "limu", "v1"): [0.5, 0.6, 0.7], ("supervised", "mamba", "cpu"): [0.4, 0.4],
+            ("scratch", "limu", "v1"): [0.45]}
     for (method, backbone, mv), values in accs.items():
         for seed, acc in enumerate(values, 1):
             metrics = {"accuracy": acc, "macro_f1": acc / 2, "majority_rate": 0.39}
@@ -119,4 +120,5 @@ def test_aggregate_means_over_seeds_and_names_model_versions(tmp_path):
     md = (tmp_path / "summary.md").read_text()
     assert "| 0.1 | crosshar | limu | 60.0 ± 10.0 (n=3) | 60.0 |" in md
     assert "| 0.1 | supervised | mamba -mv cpu | 40.0 ± 0.0 (n=2) | 40.0 |" in md
+    assert "| 0.1 | scratch | limu | 45.0 (n=1) | 45.0 |" in md
     assert "usc_had 39.0" in md
