@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The CPU-scale sweep behind the README's "Results on real data" table, in one command:
 #   bash scripts/sweep_cpu.sh          # JOBS [2] parallel single-threaded jobs, then the table
-# uci, usc_had, dsads (prepared under DATA_DIR), 6 ordered pairs for seeds 1 2 3, the 3
-# leave-one-out unions for LOO_SEEDS [1] only (they are two thirds of the pretraining time),
+# uci, usc_had, dsads (prepared under DATA_DIR), 6 ordered pairs and the 3 leave-one-out unions
+# for SEEDS [1 2 3] (LOO_SEEDS [= SEEDS] limits the unions, two thirds of the pretraining time),
 # label rate 0.1, config/sweep/*.json. LIMU: crosshar, recon_only, scratch, supervised.
 # Mamba: supervised HARMamba only, with the 2-block `mamba_cpu` model: pretraining the Mamba
 # encoder runs at tens of windows/s on a CPU, which does not fit this scale (README).
@@ -11,7 +11,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # 2 one-thread jobs beat 1 two-thread job here
 export MV_mamba=${MV_mamba:-cpu}
-LOO_SEEDS=${LOO_SEEDS:-1}
+LOO_SEEDS=${LOO_SEEDS:-${SEEDS:-1 2 3}}
 for seed in ${SEEDS:-1 2 3}; do
   loo=0; [[ " $LOO_SEEDS " == *" $seed "* ]] && loo=1
   LOO=$loo SEEDS=$seed BACKBONES=limu METHODS="crosshar recon_only scratch supervised" bash "$REPO/scripts/sweep.sh" --list
