@@ -80,7 +80,7 @@ def sinusoidal_positions(seq_len, dim):
 class PostNormEncoderLayer(nn.Module):
     """The arithmetic of `nn.TransformerEncoderLayer` (post-norm, ReLU, dropout on the
     attention weights, after attention and in the feed-forward), written out so that the
-    attention kernel and the dropout mask can be the fast ones for the device."""
+    attention kernel, the dropout mask and the feed-forward can be the fast ones for the device."""
 
     def __init__(self, dim, n_heads, dim_feedforward, dropout_p):
         super().__init__()

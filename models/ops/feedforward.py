@@ -5,10 +5,10 @@ activation is 31 M elements, so the plain version streams it through memory abou
 per step (ReLU, dropout mask, scaling, saving it for backward, then the same in backward) and
 on a 2-core CPU those element-wise passes cost more than the matmuls (profiled: `where` alone
 was 39 % of a bf16 classifier step). Here the rows go through in blocks small enough that the
-hidden block stays in cache; only the inputs and one bool mask per hidden element are kept, and
-backward recomputes each hidden block (one extra matmul, cheaper than the memory traffic). The
-dropout scale 1/(1-p) is folded into linear2's weight. CUDA and autograd-free callers get the
-same arithmetic from the plain ops.
+hidden block stays in cache; only the inputs and a uint8 dropout mask are kept, and backward
+recomputes each hidden block (one extra matmul, cheaper than the memory traffic). The dropout
+scale 1/(1-p) is folded into linear2's weight. Inference runs the same blocks and keeps
+nothing; CUDA uses the plain ops.
 """
 import torch
 import torch.nn.functional as F
@@ -22,6 +22,12 @@ def _compute_dtype(x):
     return torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
 
 
+def _hidden(x, w1, b1, keep):
+    """relu(x w1^T + b1) of one block, times its 0/1 dropout mask when there is one."""
+    h = torch.addmm(b1, x, w1.t()).relu_()
+    return h.mul_(keep) if keep.numel() else h
+
+
 def _forward_blocks(x, w1, b1, w2, b2, p):
     """x (N, D) in the compute dtype -> (y (N, D_out), keep (N, F) 0/1 uint8 or empty when p = 0)."""
     n = x.shape[0]
@@ -31,11 +37,9 @@ def _forward_blocks(x, w1, b1, w2, b2, p):
     w2s = w2 / (1.0 - p) if p > 0 else w2           # dropout scale folded into the weight
     for s in range(0, n, ROWS_PER_BLOCK):
         e = min(s + ROWS_PER_BLOCK, n)
-        h = torch.addmm(b1, x[s:e], w1.t()).relu_()
         if p > 0:
-            keep[s:e] = keep_mask(h.shape, p, h.device).view(torch.uint8)
-            h.mul_(keep[s:e])
-        torch.addmm(b2, h, w2s.t(), out=y[s:e])
+            keep[s:e] = keep_mask((e - s, w1.shape[0]), p, x.device).view(torch.uint8)
+        torch.addmm(b2, _hidden(x[s:e], w1, b1, keep[s:e]), w2s.t(), out=y[s:e])
     return y, keep
 
 
@@ -66,9 +70,7 @@ class _BlockedFeedForward(torch.autograd.Function):
             gw2 = torch.zeros(w2c.shape, dtype=torch.float32)
             for s in range(0, n, ROWS_PER_BLOCK):
                 e = min(s + ROWS_PER_BLOCK, n)
-                h = torch.addmm(b1c, x2[s:e], w1c.t()).relu_()     # recomputed, not stored
-                if ctx.p > 0:
-                    h.mul_(keep[s:e])
+                h = _hidden(x2[s:e], w1c, b1c, keep[s:e])     # recomputed, not stored
                 gw2 += (g[s:e].t() @ h).float()
                 gh = (g[s:e] @ w2s).mul_(h.sign())    # zero where ReLU was off or dropped
                 gw1 += (gh.t() @ x2[s:e]).float()
