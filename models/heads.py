@@ -29,17 +29,23 @@ class ContrastiveHead(nn.Module):
     """CrossHAR's temporal-contrastive head: a one-layer pre-norm transformer over the
     time-step tokens with a class token, then a projection (Linear, BatchNorm, ReLU, Linear).
 
-    Only the class token's output is used, and with one layer it depends on the other
-    tokens only through their keys and values: so only the class token is queried and sent
-    through the feed-forward. Same function, about a third of the work. Dropout as in the
-    original: after the attention output and in the ReLU feed-forward, none on the
-    attention weights. The original scales attention by the whole width's dim**-0.5 (a
-    quirk); this uses the standard per-head scaling.
+    Only the class token's output is used, and with one layer that output is an attention
+    pooling of the tokens: the class token is a parameter, so its query is the same for every
+    window, and keys and values are bias-free linear maps of the normed tokens. So the query is
+    folded into the key weights (q . W_k h = (W_k^T q) . h) and the value map applied after
+    pooling (sum_t p_t W_v h_t = W_v sum_t p_t h_t): no keys or values are computed for the
+    tokens, no (B, 1+T, D) concatenation is built. Same function as the full layer at the class
+    token (tests/test_losses.py), a fraction of the work (measured in the README). Dropout as
+    in the original: after the attention output and in the ReLU feed-forward, none on the
+    attention weights. The original scales attention by the whole width's dim**-0.5 (a quirk);
+    this uses the standard per-head scaling.
     """
 
     def __init__(self, in_features, hidden=100, n_heads=4, hidden_ff=64, dropout=0.1,
                  proj_hidden=36, proj_out=18, temperature=0.2):
         super().__init__()
+        if hidden % n_heads:
+            raise ValueError(f"contrastive head: hidden {hidden} must be divisible by n_heads {n_heads}")
         self.temperature = temperature   # read by the loss; kept here so it travels with the head
         self.n_heads = n_heads
         self.embed = nn.Linear(in_features, hidden)
@@ -54,18 +60,23 @@ class ContrastiveHead(nn.Module):
 
     def forward(self, feats):
         """feats (B, T, H) -> projections (B, proj_out)."""
-        x = self.embed(feats)
-        x = torch.cat([self.cls_token.expand(x.size(0), -1, -1).to(x.dtype), x], dim=1)  # (B, 1+T, D)
-        B, T, D = x.shape
-        hd = D // self.n_heads
-        w_q, w_kv = self.qkv.weight[:D], self.qkv.weight[D:]
-        h = self.norm1(x)
-        q = F.linear(h[:, :1], w_q).view(B, 1, self.n_heads, hd).transpose(1, 2)       # class token only
-        k, v = F.linear(h, w_kv).view(B, T, 2, self.n_heads, hd).permute(2, 0, 3, 1, 4)
-        a = attention(q, k, v).transpose(1, 2).reshape(B, 1, D)
-        c = x[:, :1] + self.drop(self.out(a))
+        B, D, heads = feats.size(0), self.cls_token.size(-1), self.n_heads
+        hd = D // heads
+        tokens = self.norm1(self.embed(feats))                          # (B, T, D)
+        cls = self.cls_token.view(1, D)
+        cls_normed = self.norm1(cls)                                    # (1, D), the same for every window
+        w_q, w_k, w_v = self.qkv.weight.split(D)
+        q = F.linear(cls_normed, w_q).view(heads, 1, hd)
+        key_query = (q @ w_k.view(heads, hd, D)).squeeze(1) * hd ** -0.5      # (heads, D): W_k^T q per head
+        scores = torch.cat([(cls_normed @ key_query.t()).expand(B, 1, heads),
+                            tokens @ key_query.t()], dim=1)                   # (B, 1+T, heads)
+        # softmax in at least fp32 (the scores are bf16 under autocast)
+        p = torch.softmax(scores, dim=1, dtype=torch.promote_types(scores.dtype, torch.float32)).transpose(1, 2)
+        pooled = p[..., :1] * cls_normed + p[..., 1:] @ tokens                # (B, heads, D)
+        a = (pooled.unsqueeze(2) @ w_v.view(heads, hd, D).transpose(1, 2)).reshape(B, D)   # W_v per head
+        c = cls + self.drop(self.out(a))
         c = c + self.drop(self.ff2(self.drop(F.relu(self.ff1(self.norm2(c))))))
-        return self.project(c[:, 0])
+        return self.project(c)
 
 
 def sinusoidal_positions(seq_len, dim):

@@ -24,17 +24,29 @@ def test_nt_xent_is_low_for_matching_views():
 
 
 def test_contrastive_head_equals_full_transformer_layer():
-    """The class-token-only head computes what a full pre-norm layer gives at the class token."""
+    """The head (class-token query folded into the key weights, values applied after pooling)
+    computes what a full pre-norm layer gives at the class token: outputs and all gradients."""
     import torch.nn.functional as F
     from models.heads import ContrastiveHead
     torch.manual_seed(0)
-    head = ContrastiveHead(72).eval()
-    feats = torch.randn(5, 120, 72)
-    x = head.embed(feats)
-    x = torch.cat([head.cls_token.expand(5, -1, -1), x], 1)
-    h = head.norm1(x)
-    q, k, v = head.qkv(h).view(5, 121, 3, 4, 25).permute(2, 0, 3, 1, 4)
-    att = torch.softmax(q @ k.transpose(-1, -2) / 5.0, -1) @ v
-    x = x + head.out(att.transpose(1, 2).reshape(5, 121, 100))
-    x = x + head.ff2(F.relu(head.ff1(head.norm2(x))))
-    assert torch.allclose(head(feats), head.project(x[:, 0]), atol=1e-5)
+    head = ContrastiveHead(72).double().eval()
+    feats = torch.randn(5, 120, 72, dtype=torch.float64, requires_grad=True)
+
+    def full_layer(feats):
+        x = head.embed(feats)
+        x = torch.cat([head.cls_token.expand(5, -1, -1), x], 1)
+        h = head.norm1(x)
+        q, k, v = head.qkv(h).view(5, 121, 3, 4, 25).permute(2, 0, 3, 1, 4)
+        att = torch.softmax(q @ k.transpose(-1, -2) / 5.0, -1) @ v
+        x = x + head.out(att.transpose(1, 2).reshape(5, 121, 100))
+        x = x + head.ff2(F.relu(head.ff1(head.norm2(x))))
+        return head.project(x[:, 0])
+
+    params = [feats] + list(head.parameters())
+    out, ref = head(feats), full_layer(feats)
+    assert torch.allclose(out, ref, atol=1e-10)
+    w = torch.randn_like(out)
+    grads = torch.autograd.grad((out * w).sum(), params)
+    ref_grads = torch.autograd.grad((ref * w).sum(), params)
+    for g, r in zip(grads, ref_grads):
+        assert torch.allclose(g, r, atol=1e-10)
