@@ -1,6 +1,6 @@
 """Stage 1: self-supervised pretraining of an encoder on the source dataset.
 
-    python pretrain.py -d uci [--backbone limu|mamba] [-t config/pretrain_small.json] [-am channel_aug]
+    python pretrain.py -d uci [--backbone limu|mamba] [-t config/pretrain_small.json] [-am channel_aug] [--compile]
 Writes saved/pretrain_<run>/{best.pt, last.pt, config.json}; rerunning the same command resumes.
 Runs unchanged under `torchrun --nproc_per_node N pretrain.py ...` (DDP; -t's batch_size stays global).
 """
@@ -18,6 +18,8 @@ from training.pretrain import run_pretraining
 def main():
     p = build_parser("pretrain", __doc__.splitlines()[0])
     p.add_argument("--fresh", action="store_true", help="discard an existing run of this name")
+    p.add_argument("--compile", action="store_true",
+                   help="run the training step under torch.compile (pays off on long runs; see README, Performance)")
     args = p.parse_args()
     train_cfg, mask_cfg = load(PretrainConfig, args.train_cfg), load(MaskConfig, args.mask_cfg)
     if args.seed is not None:
@@ -41,7 +43,7 @@ def main():
     run_pretraining(windows=windows, backbone=args.backbone, model_cfg=model_cfg, head_cfg=head_cfg,
                     train_cfg=train_cfg, mask_cfg=mask_cfg, augmentation=args.augument_method,
                     device=device, precision=precision, run_dir=run_dir, model_args=model_args,
-                    resolved_config=resolved, world=world)
+                    resolved_config=resolved, world=world, compile=args.compile)
     teardown(world)
 
 

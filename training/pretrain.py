@@ -65,6 +65,17 @@ def train_step(model, opt, x, mask_cfg, train_cfg, generator, with_cl, device, p
     return {"recon": recon, "cl": cl} if with_cl else {"recon": recon}
 
 
+def compiled(module):
+    """torch.compile for the training step: one graph per batch shape (full and last batch) and
+    phase, not a dynamic-shape graph; where Inductor cannot build (no C++ compiler), the
+    step runs eagerly with a warning instead of failing. Dropout inside compiled graphs
+    draws from Inductor's generator: seeded by the same per-epoch seeds, so a run is
+    reproducible, but its draws differ from an eager run's."""
+    import torch._dynamo
+    torch._dynamo.config.suppress_errors = True
+    return torch.compile(module, dynamic=False)
+
+
 def _without_epochs(config):
     """A run may be resumed with a longer schedule; everything else must match."""
     return {**config, "train": {k: v for k, v in config["train"].items() if k != "n_epochs"}}
@@ -72,7 +83,8 @@ def _without_epochs(config):
 
 def run_pretraining(*, windows, backbone, model_cfg, head_cfg, train_cfg: PretrainConfig,
                     mask_cfg: MaskConfig, augmentation, device, precision, run_dir, model_args,
-                    resolved_config, world=World()):
+                    resolved_config, world=World(), compile=False):
+    """compile=True runs the training step's model under torch.compile (see compiled())."""
     run_dir = Path(run_dir)
     say = print if world.main else (lambda *a, **k: None)
     n, seq_len, feature_num = windows.data.shape
@@ -111,10 +123,11 @@ def run_pretraining(*, windows, backbone, model_cfg, head_cfg, train_cfg: Pretra
     # phase 1 leaves the contrastive head unused: DDP must be told
     ddp = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
            if world.distributed else model)
+    train_module = compiled(ddp) if compile else ddp
 
     def step(idx, epoch, gen):
         model.train()
-        return train_step(ddp, opt, x_train[idx], mask_cfg, train_cfg, gen, epoch >= phase2_start,
+        return train_step(train_module, opt, x_train[idx], mask_cfg, train_cfg, gen, epoch >= phase2_start,
                           device, precision, norm)
 
     @torch.no_grad()
