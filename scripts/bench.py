@@ -7,10 +7,10 @@ that precision, classifier-stage seconds, batch-1 inference latency and peak mem
                             [--json results/bench.json]
 
 --compile adds rows with the pretraining step under torch.compile (compile time reported
-apart); --ranks N adds rows with the step data-parallel over N processes of threads/N threads
+apart); --ranks N adds rows with the step data-parallel over N processes of cores/N threads
 each (global batch 512, gloo on the CPU): what `torchrun --nproc_per_node N pretrain.py` runs.
 
-Each (backbone, precision) runs in its own subprocess so its peak memory is its own. The
+Each (setup, backbone, precision) runs in its own subprocess so its peak memory is its own. The
 machine is shared and noisy: compare ratios within one run, not absolute figures across runs.
 Medians of --repeats timed repetitions after warm-up.
 """
@@ -32,9 +32,19 @@ import torch  # noqa: E402
 
 # The issue's classifier workload: 809 labelled windows of 120 x 72, validation 1,012, batch 128.
 CLF_TRAIN, CLF_VAL, SEQ = 809, 1012, 120
+BATCH = 512                  # the reference pretraining batch (global, also under --ranks)
 # FLOPs per window of the original CrossHAR's LIMU step (flop_counter): "% peak, ref." is the
 # share of the peak that the original's work done at our rate would take (the issue's target)
 REFERENCE_MFLOP = 208.5
+
+
+def device_sync(device):
+    """What to call before reading the clock: CUDA runs asynchronously."""
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+
+def threads_per_rank(ranks):
+    return max(1, (os.cpu_count() or 1) // ranks)
 
 
 def median_time(fn, repeats, warmup=2, sync=lambda: None):
@@ -53,8 +63,7 @@ def median_time(fn, repeats, warmup=2, sync=lambda: None):
 def matmul_peak(dtype, device, repeats, n=4096):
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    t = median_time(lambda: a @ b, repeats, sync=sync)
+    t = median_time(lambda: a @ b, repeats, sync=device_sync(device))
     return 2 * n ** 3 / t / 1e9
 
 
@@ -75,7 +84,7 @@ def hardware():
 
 
 def pretrain_step(backbone, precision, device, batch, wrap=lambda m: m, seed=0):
-    """(model, step): one phase-2 pretraining step on `batch` uiC-sized random windows."""
+    """(model, step): one phase-2 pretraining step on `batch` uci-sized random windows."""
     from config import CONFIG_DIR, MaskConfig, PretrainConfig, load_model_config
     from training.loop import make_generator
     from training.pretrain import PretrainModel, train_step
@@ -95,14 +104,13 @@ def pretrain_step(backbone, precision, device, batch, wrap=lambda m: m, seed=0):
 
 def one_config(backbone, precision, repeats, clf_epochs, device):
     """Measure one (backbone, precision) in this process; returns a dict."""
-    from config import CONFIG_DIR, ClassifierTrainConfig, PretrainConfig, load_model_config
+    from config import CONFIG_DIR, ClassifierTrainConfig, load_model_config
     from models.heads import TransformerClassifier
     from training.finetune import train_classifier
     from training.loop import autocast
 
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    train_cfg = PretrainConfig()
-    model, step = pretrain_step(backbone, precision, device, train_cfg.batch_size)
+    sync = device_sync(device)
+    model, step = pretrain_step(backbone, precision, device, BATCH)
     step_s = median_time(step, repeats, sync=sync)
 
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -111,7 +119,7 @@ def one_config(backbone, precision, repeats, clf_epochs, device):
     # backend, whose matmuls it sees (same arithmetic, so the same FLOPs)
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fc:
         step()
-    flops_per_window = fc.get_total_flops() / train_cfg.batch_size
+    flops_per_window = fc.get_total_flops() / BATCH
 
     # share of the step in the selective scan (mamba only)
     scan_share = None
@@ -156,10 +164,7 @@ def one_config(backbone, precision, repeats, clf_epochs, device):
 
     peak_mem = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
                 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    return {"backbone": backbone, "precision": precision,
-            "pretrain_windows_per_s": train_cfg.batch_size / step_s, "step_s": step_s,
-            "mflop_per_window": flops_per_window / 1e6,
-            "achieved_gflops": flops_per_window * train_cfg.batch_size / step_s / 1e9,
+    return {"step_s": step_s, "mflop_per_window": flops_per_window / 1e6,
             "scan_share": scan_share, "classifier_stage_s": clf_s,
             "classifier_epochs_timed": clf_epochs, "latency_ms": latency * 1e3,
             "peak_mem_mib": peak_mem}
@@ -168,27 +173,25 @@ def one_config(backbone, precision, repeats, clf_epochs, device):
 def compiled_config(backbone, precision, repeats, device):
     """The pretraining step under torch.compile, as `pretrain.py --compile` runs it."""
     from training.pretrain import compiled
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    _, step = pretrain_step(backbone, precision, device, 512, wrap=compiled)
+    sync = device_sync(device)
+    _, step = pretrain_step(backbone, precision, device, BATCH, wrap=compiled)
     t0 = time.perf_counter()
     step()
     sync()
     compile_s = time.perf_counter() - t0
-    step_s = median_time(step, repeats, sync=sync)
-    return {"backbone": backbone, "precision": f"{precision}+compile", "pretrain_windows_per_s": 512 / step_s,
-            "step_s": step_s, "compile_s": compile_s}
+    return {"step_s": median_time(step, repeats, sync=sync), "compile_s": compile_s}
 
 
 def _ddp_worker(rank, ranks, backbone, precision, repeats, port, queue, compile):
     import torch.distributed as dist
     from training.pretrain import compiled
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // ranks))
+    torch.set_num_threads(threads_per_rank(ranks))
     dist.init_process_group("gloo", rank=rank, world_size=ranks)
     ddp = torch.nn.parallel.DistributedDataParallel
     try:
-        # each rank a 512 / ranks shard of the global batch; NT-Xent gathers the projections
-        _, step = pretrain_step(backbone, precision, torch.device("cpu"), 512 // ranks,
+        # each rank a BATCH / ranks shard of the global batch; NT-Xent gathers the projections
+        _, step = pretrain_step(backbone, precision, torch.device("cpu"), BATCH // ranks,
                                 wrap=(lambda m: compiled(ddp(m))) if compile else ddp, seed=rank)
         if compile:
             step()      # compile outside the timed warm-up
@@ -200,7 +203,8 @@ def _ddp_worker(rank, ranks, backbone, precision, repeats, port, queue, compile)
 
 
 def ddp_config(backbone, precision, ranks, repeats, compile=False):
-    """The pretraining step data-parallel over `ranks` CPU processes (global batch 512)."""
+    """The pretraining step data-parallel over `ranks` CPU processes (global batch BATCH)."""
+    import queue as queue_module
     import socket
     import torch.multiprocessing as mp
     with socket.socket() as sock:
@@ -212,13 +216,18 @@ def ddp_config(backbone, precision, ranks, repeats, compile=False):
              for r in range(ranks)]
     for proc in procs:
         proc.start()
-    step_s = queue.get(timeout=3600)
+    while True:         # a rank that dies must end the measurement, not hang it
+        try:
+            step_s = queue.get(timeout=5)
+            break
+        except queue_module.Empty:
+            if any(proc.exitcode not in (None, 0) for proc in procs):
+                for proc in procs:
+                    proc.kill()
+                raise RuntimeError("a data-parallel rank failed (its error is above)")
     for proc in procs:
         proc.join()
-    threads = max(1, (os.cpu_count() or 1) // ranks)
-    return {"backbone": backbone,
-            "precision": f"{precision}{'+compile' if compile else ''}, {ranks} ranks x {threads} thread(s)",
-            "pretrain_windows_per_s": 512 / step_s, "step_s": step_s}
+    return {"step_s": step_s}
 
 
 def scan_timings(repeats, device):
@@ -242,8 +251,7 @@ def scan_timings(repeats, device):
                 y = ss.selective_scan(leaves[0], leaves[1], A, Bm, Cm, Dv, z=z, delta_softplus=True, impl=impl)
                 y.sum().backward()
             try:
-                t = median_time(run, max(1, repeats // 2), warmup=1,
-                                sync=torch.cuda.synchronize if device.type == "cuda" else (lambda: None))
+                t = median_time(run, max(1, repeats // 2), warmup=1, sync=device_sync(device))
             except Exception as e:  # noqa: BLE001 - an unavailable kernel is reported, not fatal
                 rows.append({"impl": impl, "L": L, "error": str(e).splitlines()[0]})
                 continue
@@ -262,14 +270,14 @@ def main():
     p.add_argument("--ranks", type=int, default=0,
                    help="also time the step data-parallel over this many CPU processes (0: no)")
     p.add_argument("--json", default=None, help="also write the results here")
-    p.add_argument("--one", nargs=3, metavar=("KIND", "BACKBONE", "PRECISION"), help=argparse.SUPPRESS)
+    p.add_argument("--one", nargs=3, metavar=("SETUP", "BACKBONE", "PRECISION"), help=argparse.SUPPRESS)
     args = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if args.one:
-        kind, backbone, precision = args.one     # plain | compile | ranksN | ranksN+compile
-        r = (one_config(backbone, precision, args.repeats, args.classifier_epochs, device) if kind == "plain"
-             else compiled_config(backbone, precision, args.repeats, device) if kind == "compile"
-             else ddp_config(backbone, precision, int(kind[5:].split("+")[0]), args.repeats, kind.endswith("+compile")))
+    if args.one:        # one measurement in this (sub)process; setup: plain | compile | ranks | ranks+compile
+        setup, backbone, precision = args.one
+        r = (one_config(backbone, precision, args.repeats, args.classifier_epochs, device) if setup == "plain"
+             else compiled_config(backbone, precision, args.repeats, device) if setup == "compile"
+             else ddp_config(backbone, precision, args.ranks, args.repeats, compile=setup == "ranks+compile"))
         print(json.dumps(r))
         return
 
@@ -281,46 +289,52 @@ def main():
     if bf16_ok:
         peaks["bf16"] = matmul_peak(torch.bfloat16, device, args.repeats)
     print("matmul peak (4096^3): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
-    kinds = ["plain"] + (["compile"] if args.compile else [])
+    setups = ["plain"] + (["compile"] if args.compile else [])
     if args.ranks > 1 and device.type == "cpu":
-        kinds += [f"ranks{args.ranks}"] + ([f"ranks{args.ranks}+compile"] if args.compile else [])
-    rows = []
+        setups += ["ranks"] + (["ranks+compile"] if args.compile else [])
+    rows, flops = [], {}
     for backbone in args.backbones:
-        for kind in kinds:
+        for setup in setups:
             for precision in args.precisions:
                 if precision == "bf16" and not bf16_ok:
                     print(f"skip {backbone} bf16: no native bf16 on this device")
                     continue
-                cmd = [sys.executable, __file__, "--one", kind, backbone, precision, "--repeats",
-                       str(args.repeats), "--classifier-epochs", str(args.classifier_epochs)]
+                cmd = [sys.executable, __file__, "--one", setup, backbone, precision, "--repeats",
+                       str(args.repeats), "--classifier-epochs", str(args.classifier_epochs),
+                       "--ranks", str(args.ranks)]
                 out = subprocess.run(cmd, capture_output=True, text=True)
                 if out.returncode != 0:
-                    print(f"{backbone} {precision} ({kind}) failed:\n{out.stderr[-2000:]}")
+                    print(f"{backbone} {precision} ({setup}) failed:\n{out.stderr[-2000:]}")
                     continue
                 r = json.loads(out.stdout.strip().splitlines()[-1])
-                flops = next((x["mflop_per_window"] for x in rows if x["backbone"] == backbone
-                              and x["precision"] == precision), r.get("mflop_per_window"))
-                r["mflop_per_window"] = flops
-                r["achieved_gflops"] = flops * r["pretrain_windows_per_s"] / 1e3
-                r["pct_of_peak"] = 100 * r["achieved_gflops"] / peaks[precision]
+                # FLOPs are counted once, in the plain setup: the others run the same arithmetic
+                flops.setdefault((backbone, precision), r.get("mflop_per_window"))
+                mflop, rate = flops[(backbone, precision)], BATCH / r["step_s"]
+                label = precision + ("+compile" if "compile" in setup else "") + (
+                    f", {args.ranks} ranks x {threads_per_rank(args.ranks)} thread(s)" if setup.startswith("ranks") else "")
+                r.update(backbone=backbone, precision=precision, setup=setup, label=label,
+                         pretrain_windows_per_s=rate, mflop_per_window=mflop)
+                if mflop is not None:
+                    r["achieved_gflops"] = mflop * rate / 1e3
+                    r["pct_of_peak"] = 100 * r["achieved_gflops"] / peaks[precision]
                 if backbone == "limu":
-                    r["pct_of_peak_reference_work"] = (100 * REFERENCE_MFLOP * r["pretrain_windows_per_s"]
-                                                       / 1e3 / peaks[precision])
+                    r["pct_of_peak_reference_work"] = 100 * REFERENCE_MFLOP * rate / 1e3 / peaks[precision]
                 rows.append(r)
     head = ("backbone", "precision", "windows/s", "MFLOP/win", "GFLOP/s", "% peak", "% peak, ref.",
             "scan %", "classifier s", "latency ms", "peak MiB")
     print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    def fmt(r, key, spec, scale=1.0):
+        return format(scale * r[key], spec) if r.get(key) is not None else "-"
+
     for r in rows:
-        scan = f"{100 * r['scan_share']:.0f}" if r.get("scan_share") is not None else "-"
-        rest = ((f"{r['classifier_stage_s']:.0f} | {r['latency_ms']:.2f} | {r['peak_mem_mib']:.0f}")
-                if "classifier_stage_s" in r else "- | - | -")
-        ref = f"{r['pct_of_peak_reference_work']:.0f}" if "pct_of_peak_reference_work" in r else "-"
-        print(f"| {r['backbone']} | {r['precision']} | {r['pretrain_windows_per_s']:.0f} | "
-              f"{r['mflop_per_window']:.1f} | {r['achieved_gflops']:.1f} | {r['pct_of_peak']:.0f} | {ref} | "
-              f"{scan} | {rest} |")
+        print(f"| {r['backbone']} | {r['label']} | {r['pretrain_windows_per_s']:.0f} | "
+              + " | ".join(fmt(r, *f) for f in (
+                  ("mflop_per_window", ".1f"), ("achieved_gflops", ".1f"), ("pct_of_peak", ".0f"),
+                  ("pct_of_peak_reference_work", ".0f"), ("scan_share", ".0f", 100),
+                  ("classifier_stage_s", ".0f"), ("latency_ms", ".2f"), ("peak_mem_mib", ".0f"))) + " |")
     for r in rows:
         if "compile_s" in r:
-            print(f"({r['backbone']} {r['precision']}: first step incl. compilation {r['compile_s']:.0f} s)")
+            print(f"({r['backbone']} {r['label']}: first step incl. compilation {r['compile_s']:.0f} s)")
     if args.classifier_epochs != 100:
         print(f"(classifier stage: {args.classifier_epochs} epochs timed, scaled to 100)")
     scans = scan_timings(args.repeats, device)
