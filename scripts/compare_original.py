@@ -1,0 +1,256 @@
+"""Run the published CrossHAR code and this toolkit side by side on the same prepared windows.
+
+    python scripts/compare_original.py ORIGINAL_DIR [--pairs uci:usc_had,dsads usc_had:uci]
+        [--seeds 1 2 3] [--pretrain-epochs 20] [--cl-epochs 10] [--classifier-epochs 100]
+        [--label-rate 0.1] [--work DIR] [--ours-args "..."] [--only original|ours]
+
+ORIGINAL_DIR is a clone of github.com/kingdomrush2/CrossHAR (tested at 77b63d3). Nothing of it
+is copied into this project: this script makes four small edits in that clone so it runs on a
+CPU with today's numpy, and nothing else:
+  * models.py PositionalEncoding.forward: the table follows the input's device (was `.cuda()`);
+  * config.py ClassifierModelConfig: `seq_len: int = 0` restored (classifier.py reads it);
+  * augmentations.py permutation(): permute segment indices, not a ragged list of arrays
+    (numpy >= 1.24 refuses the latter; the same draw otherwise);
+  * nothing in the training code; the schedule goes into per-run config files.
+Each (source, seed) runs in its own folder under --work, with the original's code linked in,
+its configs written there (seed, epochs) and our prepared `*_20_120_4c.npy` linked in as its
+`dataset/<name>/data_20_120.npy` (its argument parser knows only hhar/motion/uci/shoaib, so
+other datasets go in under one of those names; the mapping is printed). Ours runs the four
+stage scripts with the same windows, seed and schedule. Both write per-run JSON under --work;
+the table (mean ± sd over seeds of target accuracy, macro-F1 and source test accuracy) goes
+to --work/table.md and is printed. Reruns skip finished runs.
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ORIGINAL_NAMES = ("uci", "hhar", "motion", "shoaib")     # the original's -d/-td choices
+CODE = ("pretrain.py", "embedding.py", "classifier.py", "cross_dataset_test.py", "train.py",
+        "finetune_train.py", "models.py", "Contrastive.py", "loss.py", "utils.py", "augmentations.py",
+        "config.py")
+
+PATCHES = [  # (file, old, new): each must apply exactly once, or already be applied
+    ("models.py", "x = x + self.pos_enc[:, :x.size(1)].cuda()",
+     "x = x + self.pos_enc[:, :x.size(1)].to(x.device)"),
+    ("config.py", "    dim_feedforward: int = 2048\n    @classmethod",
+     "    dim_feedforward: int = 2048\n    seq_len: int = 0\n    @classmethod"),
+    ("augmentations.py", "warp = np.concatenate(np.random.permutation(splits)).ravel()",
+     "warp = np.concatenate([splits[j] for j in np.random.permutation(len(splits))]).ravel()"),
+]
+
+
+def fail(msg):
+    print(f"error: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+def patch_original(orig):
+    for name, old, new in PATCHES:
+        path = orig / name
+        if not path.is_file():
+            fail(f"{path} not found: is {orig} a clone of kingdomrush2/CrossHAR?")
+        text = path.read_text()
+        if new in text:
+            continue
+        if text.count(old) != 1:
+            fail(f"{path}: expected the line {old.splitlines()[0]!r} once; this script knows commit 77b63d3")
+        path.write_text(text.replace(old, new))
+
+
+def run_logged(cmd, cwd, log, env=None):
+    """Run cmd, appending its output to log; return the output (a failure ends the script)."""
+    with open(log, "a") as f:
+        f.write(f"\n$ {' '.join(map(str, cmd))}\n")
+        f.flush()
+        proc = subprocess.run(list(map(str, cmd)), cwd=cwd, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+        f.write(proc.stdout)
+    if proc.returncode:
+        fail(f"{' '.join(map(str, cmd[:3]))} ... exited {proc.returncode}; see {log}")
+    return proc.stdout
+
+
+def parse_acc_f1(text):
+    """The original prints 'acc:0.6433,precision:...,f1_macor:0.4680,...' once per test."""
+    m = re.findall(r"acc:([\d.]+),precision:[\d.]+,recall:[\d.]+,f1_macor:([\d.]+)", text)
+    if not m:
+        fail("no 'acc:...,f1_macor:...' line in the original's output")
+    return float(m[-1][0]), float(m[-1][1])
+
+
+def write_json(path, obj):
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def original_run(orig, work, data_dir, source, targets, seed, a, python):
+    """One (source, seed) of the original: pretrain, embed, classify, test every target."""
+    out = work / f"original_{source}_s{seed}.json"
+    if out.exists():
+        return json.loads(out.read_text())
+    names = [source] + [t for t in targets if t != source]
+    alias = dict(zip(names, [n for n in ORIGINAL_NAMES]))    # our name -> a name it accepts
+    if len(names) > len(ORIGINAL_NAMES):
+        fail("the original accepts 4 dataset names: at most 3 targets per source")
+    run = work / f"original_{source}_s{seed}"
+    (run / "config").mkdir(parents=True, exist_ok=True)
+    for f in CODE:
+        link = run / f
+        if not link.exists():
+            link.symlink_to((orig / f).resolve())
+    for f in ("pretrain_model.json", "classifier.json", "mask.json"):
+        (run / "config" / f).write_text((orig / "config" / f).read_text())
+    base = json.loads((orig / "config" / "pretrain.json").read_text())
+    (run / "config" / "pretrain.json").write_text(json.dumps(
+        {**base, "seed": seed, "n_epochs": a.pretrain_epochs, "n_epochs_cl": a.cl_epochs}))
+    base = json.loads((orig / "config" / "train.json").read_text())
+    (run / "config" / "train.json").write_text(json.dumps({**base, "seed": seed, "n_epochs": a.classifier_epochs}))
+    ours_cfg = json.loads((data_dir / "data_config.json").read_text())
+    cfg = {}
+    keys = ("sr", "seq_len", "dimension", "activity_label_index", "activity_label_size",
+            "activity_label", "user_label_index", "user_label_size", "size")
+    for name in names:
+        d = run / "dataset" / alias[name]
+        d.mkdir(parents=True, exist_ok=True)
+        for kind in ("data", "label"):
+            link = d / f"{kind}_20_120.npy"
+            if not link.exists():
+                link.symlink_to((data_dir / name / f"{kind}_20_120_4c.npy").resolve())
+        cfg[f"{alias[name]}_20_120"] = {k: ours_cfg[f"{name}_20_120_4c"][k] for k in keys
+                                        if k in ours_cfg[f"{name}_20_120_4c"]}
+    (run / "dataset" / "data_config.json").write_text(json.dumps(cfg, indent=1))
+    for d in ("embed", "saved"):
+        (run / d).mkdir(exist_ok=True)
+    log = run / "log.txt"
+    print(f"original {source} seed {seed} in {run} (datasets as {alias})", flush=True)
+    t0 = time.time()
+    src = ["-d", alias[source], "-am", a.augmentation]
+    run_logged([python, "pretrain.py", *src], run, log)
+    run_logged([python, "embedding.py", *src], run, log)
+    text = run_logged([python, "classifier.py", *src, "-lr", a.label_rate], run, log)
+    source_acc, source_f1 = parse_acc_f1(text)
+    result = {"code": "original", "source": source, "seed": seed, "source_test_accuracy": source_acc,
+              "source_test_macro_f1": source_f1, "targets": {}}
+    for t in targets:
+        text = run_logged([python, "cross_dataset_test.py", *src, "-td", alias[t], "-lr", a.label_rate], run, log)
+        acc, f1 = parse_acc_f1(text)
+        result["targets"][t] = {"accuracy": acc, "macro_f1": f1}
+    result["wall_seconds"] = round(time.time() - t0, 1)
+    write_json(out, result)
+    return result
+
+
+def ours_run(work, data_dir, source, targets, seed, a, python):
+    """One (source, seed) of this toolkit with the same schedule, through the four scripts."""
+    out = work / f"ours{a.tag}_{source}_s{seed}.json"
+    if out.exists():
+        return json.loads(out.read_text())
+    run = work / f"ours{a.tag}_{source}_s{seed}"
+    run.mkdir(parents=True, exist_ok=True)
+    pre = {**json.loads((REPO / "config" / "pretrain.json").read_text()),
+           "seed": seed, "n_epochs": a.pretrain_epochs, "n_epochs_cl": a.cl_epochs}
+    clf = {**json.loads((REPO / "config" / "classifier_train.json").read_text()),
+           "seed": seed, "n_epochs": a.classifier_epochs}
+    (run / "pretrain.json").write_text(json.dumps(pre))
+    (run / "classifier.json").write_text(json.dumps(clf))
+    common = ["-d", source, "--data-dir", str(data_dir), "-s", "cmp", *a.ours_args.split()]
+    log = run / "log.txt"
+    print(f"ours{a.tag} {source} seed {seed} in {run}", flush=True)
+    t0 = time.time()
+    run_logged([python, REPO / "pretrain.py", *common, "-t", "pretrain.json", "-am", a.augmentation], run, log)
+    run_logged([python, REPO / "embedding.py", *common, "-t", "pretrain.json"], run, log)
+    run_logged([python, REPO / "classifier.py", *common, "-t", "classifier.json", "-lr", a.label_rate], run, log)
+    src = json.loads(next((run / "saved").glob("classifier_cmp_lr*/source_test.json")).read_text())["test"]
+    result = {"code": "ours" + a.tag, "source": source, "seed": seed, "args": a.ours_args,
+              "source_test_accuracy": src["accuracy"], "source_test_macro_f1": src["macro_f1"], "targets": {}}
+    for t in targets:
+        run_logged([python, REPO / "cross_dataset_test.py", *common, "-t", "classifier.json", "-td", t,
+                    "-lr", a.label_rate, "--results-dir", "results"], run, log)
+        m = json.loads(next((run / "results").glob(f"*_to_{t}.json")).read_text())["target_metrics"]
+        result["targets"][t] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+    result["wall_seconds"] = round(time.time() - t0, 1)
+    write_json(out, result)
+    return result
+
+
+def mean_sd(values):
+    values = [100 * v for v in values]
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def table(results, pairs):
+    rows = ["| source -> target | code | n | target accuracy (%) | target macro-F1 (%) | source test accuracy (%) |",
+            "|---|---|---|---|---|---|"]
+    codes = sorted({r["code"] for r in results}, key=lambda c: (c != "original", c))
+    for source, targets in pairs:
+        for t in targets:
+            for code in codes:
+                rs = [r for r in results if r["code"] == code and r["source"] == source and t in r["targets"]]
+                if rs:
+                    rows.append(f"| {source} -> {t} | {code} | {len(rs)} | "
+                                f"{mean_sd([r['targets'][t]['accuracy'] for r in rs])} | "
+                                f"{mean_sd([r['targets'][t]['macro_f1'] for r in rs])} | "
+                                f"{mean_sd([r['source_test_accuracy'] for r in rs])} |")
+    return "\n".join(rows) + "\n"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("original", type=Path, help="a clone of kingdomrush2/CrossHAR")
+    p.add_argument("--pairs", nargs="+", default=["uci:usc_had,dsads", "usc_had:uci"],
+                   help="SOURCE:TARGET[,TARGET...]")
+    p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    p.add_argument("--pretrain-epochs", type=int, default=20)
+    p.add_argument("--cl-epochs", type=int, default=10)
+    p.add_argument("--classifier-epochs", type=int, default=100)
+    p.add_argument("--label-rate", default="0.1")
+    p.add_argument("--augmentation", default="channel_aug")
+    p.add_argument("--data-dir", type=Path, default=REPO / "dataset", help="our prepared datasets")
+    p.add_argument("--work", type=Path, default=REPO / "results" / "compare_original")
+    p.add_argument("--ours-args", default="", help="extra flags for our four stages")
+    p.add_argument("--tag", default="", help="suffix naming a variant of ours (e.g. an ablation)")
+    p.add_argument("--only", choices=("original", "ours"), default=None)
+    p.add_argument("--original-python", default=sys.executable,
+                   help="python with the original's requirements (torchinfo, einops, transforms3d, pandas)")
+    a = p.parse_args()
+    a.tag = f"-{a.tag}" if a.tag else ""
+    pairs = []
+    for item in a.pairs:
+        source, _, targets = item.partition(":")
+        if not targets:
+            fail(f"--pairs {item!r}: expected SOURCE:TARGET[,TARGET...]")
+        pairs.append((source, targets.split(",")))
+    for source, targets in pairs:
+        for name in [source, *targets]:
+            if not (a.data_dir / name / "data_20_120_4c.npy").is_file():
+                fail(f"{a.data_dir / name}/data_20_120_4c.npy not found: python -m dataset.prepare {name} --raw PATH")
+    a.work.mkdir(parents=True, exist_ok=True)
+    results = []
+    if a.only != "ours":
+        orig = a.original.resolve()
+        patch_original(orig)
+    for seed in a.seeds:
+        for source, targets in pairs:
+            if a.only != "ours":
+                results.append(original_run(orig, a.work, a.data_dir.resolve(), source, targets, seed, a,
+                                            a.original_python))
+            if a.only != "original":
+                results.append(ours_run(a.work, a.data_dir.resolve(), source, targets, seed, a, sys.executable))
+    every = [json.loads(f.read_text()) for f in sorted(a.work.glob("*_s*.json"))]
+    text = table(every, pairs)
+    (a.work / "table.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
