@@ -97,9 +97,10 @@ def original_run(orig, work, data_dir, source, targets, seed, a, python):
     if out.exists():
         return json.loads(out.read_text())
     names = [source] + [t for t in targets if t != source]
-    alias = dict(zip(names, [n for n in ORIGINAL_NAMES]))    # our name -> a name it accepts
     if len(names) > len(ORIGINAL_NAMES):
         fail("the original accepts 4 dataset names: at most 3 targets per source")
+    free = iter([n for n in ORIGINAL_NAMES if n not in names])
+    alias = {n: n if n in ORIGINAL_NAMES else next(free) for n in names}   # ours -> a name it accepts
     run = work / f"original_{source}_s{seed}"
     (run / "config").mkdir(parents=True, exist_ok=True)
     for f in CODE:
