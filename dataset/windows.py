@@ -46,8 +46,8 @@ def resample(x, rate, method):
     """x (n, C) at `rate` Hz -> 20 Hz.
 
     "block": block averaging (LIMU-BERT's method for its 50 Hz datasets uci, motion, shoaib);
-    "poly": scipy's polyphase FIR resampler (anti-aliased; for 25 or 100 Hz sources). Edges are
-    padded with their own value so gravity does not sag toward zero at the ends, and a Kaiser
+    "poly": scipy's polyphase FIR resampler (anti-aliased; for any rate, e.g. 25 or 100 Hz). Edges
+    are padded with their own value so gravity does not sag toward zero at the ends, and a Kaiser
     beta of 10 (scipy: 5) keeps the per-phase gain ripple of 25 -> 20 Hz below 2e-6.
     """
     if rate == RATE:
@@ -56,9 +56,16 @@ def resample(x, rate, method):
         return block_average(x, Fraction(rate) / RATE)
     from scipy.signal import resample_poly   # here: importing scipy.signal takes ~0.7 s
 
-    r = Fraction(RATE) / Fraction(rate)
+    r = poly_ratio(rate)
     return resample_poly(x, r.numerator, r.denominator, axis=0, padtype="edge",
                          window=("kaiser", 10.0))
+
+
+def poly_ratio(rate, max_down=1000):
+    """up/down ~ RATE/rate: exact for rates such as 25, 44.1, 100 or 416 Hz; otherwise the closest
+    fraction with down <= 1000 (the filter has ~20 x max(up, down) taps), e.g. 29.97 Hz ->
+    333/499, an output rate off by 1e-6."""
+    return (Fraction(RATE) / Fraction(str(rate))).limit_denominator(max_down)
 
 
 def cut_windows(x):
