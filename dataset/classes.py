@@ -18,7 +18,9 @@ TABLE = {
 }
 
 
-def four_class_lookup(name, codes):
-    """Array: the reader's activity index -> 4-class index, -1 where the activity is dropped."""
-    to_class = {code: c for c, group in enumerate(TABLE[name]) for code in group}
+def four_class_lookup(name, codes, table=None):
+    """Array: the reader's activity index -> 4-class index, -1 where the activity is dropped.
+    table: the groups of codes per class, when not TABLE[name] (the custom reader's map)."""
+    to_class = {code: c for c, group in enumerate(TABLE[name] if table is None else table)
+                for code in group}
     return np.array([to_class.get(code, -1) for code in codes], dtype=np.int64)

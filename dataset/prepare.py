@@ -2,6 +2,8 @@
 
     python -m dataset.prepare NAME --raw PATH [--classes all|4|both] [--out DIR]
                               [--download [--cache DIR] [--url URL]] [--unit U] [--position P ...]
+    python -m dataset.prepare custom --name NAME --raw PATH --rate HZ --acc .. --gyro .. ...
+                              (your own recordings: see dataset/custom.py)
 
 Writes OUT/NAME/data_20_120.npy (N x 120 x 6 float64: acc x y z m/s^2, gyro x y z rad/s) and
 label_20_120.npy (N x 120 x L float64, per-step labels, column 0 the activity), the 4-class
@@ -16,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import windows
+from . import custom, windows
 from .classes import FOUR_CLASSES, four_class_lookup
 from .download import DEFAULT_CACHE, fetch
 from .files import PrepareError, Source, update_json, write_atomic
 
 DATASETS = ["uci", "usc_had", "dsads", "motion", "hhar", "shoaib"]
+READERS = DATASETS + ["custom"]     # custom: any IMU tables, written under its --name
 CHANNELS = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
 UNITS = {"acc": "m/s^2", "gyro": "rad/s"}
 VERSIONS = {"all": "20_120", "4": "20_120_4c"}
@@ -29,14 +32,15 @@ VERSIONS = {"all": "20_120", "4": "20_120_4c"}
 
 def reader(name):
     """The reader module of a dataset (dataset/<name>.py)."""
-    if name not in DATASETS:
-        raise PrepareError(f"{name}: unknown dataset; expected one of {', '.join(DATASETS)}")
+    if name not in READERS:
+        raise PrepareError(f"{name}: unknown dataset; expected one of {', '.join(READERS)}")
     return importlib.import_module(f"{__package__}.{name}")
 
 
 def four_class(name, module, data, labels):
     """Windows of the 4 CrossHAR classes, label column 0 remapped to the 4-class index."""
-    mapped = four_class_lookup(name, module.ACTIVITIES)[labels[:, 0, 0].astype(np.int64)]
+    table = getattr(module, "FOUR_CLASS", None)     # the custom reader's own map
+    mapped = four_class_lookup(name, module.ACTIVITIES, table)[labels[:, 0, 0].astype(np.int64)]
     keep = mapped >= 0
     labels = labels[keep]
     labels[:, :, 0] = mapped[keep][:, None]
@@ -90,6 +94,14 @@ def prepare(name, raw=None, out="dataset", classes="both", *, download=False, ca
         raise PrepareError(f"{name}: option {unknown[0]!r} does not apply; expected "
                            f"{', '.join(defaults) or 'no options'}")
     options = {**defaults, **options}
+    read_options = options
+    if hasattr(module, "configure"):
+        # the generic reader: its name, rate, columns and label lists come from the options
+        if download:
+            raise PrepareError("custom: --download does not apply to your own recordings; "
+                               "expected --raw PATH")
+        module, read_options = module.configure(**options), {}
+        name = module.NAME
     if classes not in ("all", "4", "both"):
         raise PrepareError(f"{classes}: unknown --classes; expected all, 4 or both")
     if download:
@@ -97,9 +109,11 @@ def prepare(name, raw=None, out="dataset", classes="both", *, download=False, ca
     elif raw is None:
         raise PrepareError(f"{name}: no raw data given; expected --raw PATH ({module.LAYOUT}) "
                            "or --download")
-    src = Source(raw, module.LAYOUT)
+    src = getattr(module, "SOURCE", Source)(raw, module.LAYOUT)
     data, labels, dropped = windows.make_windows(
-        module.read(src, **options), module.RATE, module.RESAMPLE, len(module.LABELS))
+        module.read(src, **read_options), module.RATE, module.RESAMPLE, len(module.LABELS))
+    for note in getattr(module, "notes", []):
+        say(note)
     if dropped:
         say(f"{name}: dropped {dropped} windows with NaN or inf samples")
     if not len(data):
@@ -139,7 +153,8 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv=None):
     p = _Parser(prog="python -m dataset.prepare", description=__doc__.split("\n\n")[0])
-    p.add_argument("name", metavar="NAME", choices=DATASETS, help=", ".join(DATASETS))
+    p.add_argument("name", metavar="NAME", choices=READERS,
+                   help=", ".join(DATASETS) + ", or custom (your own recordings, --name ...)")
     p.add_argument("--raw", help="the official zip or its extracted folder")
     p.add_argument("--classes", choices=["all", "4", "both"], default="both",
                    help="all activities, CrossHAR's 4 classes, or both (default)")
@@ -154,10 +169,12 @@ def main(argv=None):
     p.add_argument("--position", nargs="+", dest="positions",
                    choices=["left_pocket", "right_pocket", "wrist", "upper_arm", "belt"],
                    help="shoaib body positions (default: all)")
+    custom.add_arguments(p)
     args = p.parse_args(argv)
     try:
         prepare(args.name, args.raw, args.out, args.classes, download=args.download,
-                cache=args.cache, url=args.url, unit=args.unit, positions=args.positions)
+                cache=args.cache, url=args.url, unit=args.unit, positions=args.positions,
+                **custom.cli_options(args))
     except PrepareError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
