@@ -11,7 +11,7 @@ import numpy as np
 
 from training.errors import UserError
 
-from .prepare import DATASETS, VERSIONS  # noqa: F401 - DATASETS re-exported for the CLI
+from .prepare import DATASETS, VERSIONS  # DATASETS also re-exported for the CLI
 DEFAULT_VERSION = VERSIONS["4"]    # CrossHAR's shared 4-class space: needed across datasets
 
 
@@ -27,7 +27,26 @@ class Windows:
 
 def _prepare_hint(name, version):
     classes = "4" if version.endswith("_4c") else "all"
+    if name not in DATASETS:      # your own recordings: the custom reader, same options as before
+        return f"python -m dataset.prepare custom --name {name} --raw PATH ... --classes {classes}"
     return f"python -m dataset.prepare {name} --raw PATH --classes {classes}"
+
+
+def prepared_names(data_dir="dataset"):
+    """Names with an entry (any version) in DATA_DIR/data_config.json; custom datasets included."""
+    try:
+        keys = json.loads((Path(data_dir) / "data_config.json").read_text())
+    except (OSError, ValueError):
+        return set()
+    names = set()
+    if not isinstance(keys, dict):
+        return names
+    for key in keys:
+        # the longest version that ends the key: "usc_had_20_120_4c" is usc_had's 20_120_4c
+        version = max((v for v in VERSIONS.values() if key.endswith(f"_{v}")), key=len, default="")
+        if version:
+            names.add(key[: -len(version) - 1])
+    return names
 
 
 def load_windows(name, version=DEFAULT_VERSION, data_dir="dataset", label_index=None) -> Windows:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from config import CONFIG_DIR
-from dataset.load import DATASETS, DEFAULT_VERSION
+from dataset.load import DATASETS, DEFAULT_VERSION, prepared_names
 
 from .augment import AUGMENTATIONS, NORMS
 from .errors import UserError
@@ -19,13 +19,32 @@ _DEFAULT_TRAIN_CFG = {"pretrain": "pretrain.json", "embedding": "pretrain.json",
 
 
 def dataset_names(text):
-    """One dataset name, or several joined by commas (multi-source)."""
+    """One dataset name, or several distinct ones joined by commas (multi-source). Which names
+    exist depends on --data-dir, so Parser.parse_args checks them once everything is parsed."""
     names = text.split(",")
-    unknown = [n for n in names if n not in DATASETS]
-    if unknown or len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(DATASETS)}; "
-                                         f"several distinct ones joined by commas for multi-source)")
+    if not all(names) or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (several distinct dataset names "
+                                         f"joined by commas for multi-source)")
     return text
+
+
+def check_dataset_names(parser, args):
+    """-d / -td name published datasets (prepared or not: loading then says how to prepare
+    them) or datasets prepared in --data-dir, e.g. your own (python -m dataset.prepare custom)."""
+    known = set(DATASETS) | prepared_names(args.data_dir)
+    own = sorted(known - set(DATASETS))
+    choices = ", ".join(DATASETS) + (f", or prepared in {args.data_dir}: {', '.join(own)}" if own else "")
+    for flag, dest in (("-d/--dataset", "dataset"), ("-td/--target_dataset", "target_dataset")):
+        unknown = [n for n in (getattr(args, dest, None) or "").split(",") if n and n not in known]
+        if unknown:
+            parser.error(f"argument {flag}: invalid choice: {unknown[0]!r} (choose from {choices}; "
+                         "your own recordings: python -m dataset.prepare custom --name NAME ...)")
+
+
+def dataset_name(text):
+    if "," in text:
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (one target dataset)")
+    return dataset_names(text)
 
 
 def label_rate(text):
@@ -44,14 +63,21 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        if hasattr(parsed, "dataset") and hasattr(parsed, "data_dir"):
+            check_dataset_names(self, parsed)
+        return parsed
+
 
 def build_parser(stage, description):
     p = Parser(prog=f"{stage}.py", description=description)
     p.add_argument("-mv", "--model_version", default="v1",
                    help="model config version: entry BACKBONE_VERSION of config/pretrain_model.json")
     p.add_argument("-d", "--dataset", default="uci", type=dataset_names,
-                   help=f"source dataset ({', '.join(DATASETS)}); several joined by commas: multi-source")
-    p.add_argument("-td", "--target_dataset", default="usc_had", choices=DATASETS,
+                   help=f"source dataset ({', '.join(DATASETS)}, or one prepared in --data-dir); "
+                        "several joined by commas: multi-source")
+    p.add_argument("-td", "--target_dataset", default="usc_had", type=dataset_name,
                    help="target dataset (cross_dataset_test.py)")
     p.add_argument("-dv", "--dataset_version", default=DEFAULT_VERSION,
                    help="prepared version: 20_120_4c (CrossHAR's 4 classes) or 20_120 (all activities)")
