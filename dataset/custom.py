@@ -30,6 +30,7 @@ ACC_UNITS = {"m/s^2": 1.0, "g": G}
 GYRO_UNITS = {"rad/s": 1.0, "deg/s": np.pi / 180}
 TIME_UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 DELIMITERS = {".csv": ",", ".tsv": "\t", ".txt": None}   # None: any whitespace
+DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "space": None, "whitespace": None}
 RATE_TOLERANCE = 0.1     # timestamps must agree with --rate to 10 % (median step)
 OPTIONS = {"dataset_name": None, "rate": None, "acc": None, "gyro": None, "acc_unit": "m/s^2",
            "gyro_unit": "rad/s", "activity": None, "user": None, "pattern": None, "time": None,
@@ -195,7 +196,7 @@ class Reader:
             raise _fail(f"column {repeated[0]!r} given for two roles", "distinct columns")
         self.wanted = [str(c) for c in wanted]
         self.NAME, self.RATE = str(dataset_name), rate
-        self.RESAMPLE = "poly" if resample == "poly" else "block"
+        self.RESAMPLE = resample
         self.scale = np.array([ACC_UNITS[acc_unit]] * 3 + [GYRO_UNITS[gyro_unit]] * 3)
         self.time_unit, self.time_scale = time_unit, TIME_UNITS[time_unit]
         self.gap, self.header = gap, bool(header)
@@ -233,6 +234,7 @@ class Reader:
         delimiter = self.delimiter
         if delimiter is None:
             delimiter = DELIMITERS.get(Path(name).suffix.lower(), ",")
+        delimiter = DELIMITER_NAMES.get(delimiter, delimiter)
         with src.open(name) as f:
             first = f.readline().decode("utf-8-sig", "replace").rstrip("\r\n")
         cells = first.split(delimiter)
@@ -408,28 +410,28 @@ def configure(**options):
 def add_arguments(parser):
     """The custom reader's flags (all default None: only given ones reach prepare())."""
     g = parser.add_argument_group("custom (your own recordings: python -m dataset.prepare custom ...)")
-    g.add_argument("--name", dest="dataset_name", help="the dataset's name (what -d takes later)")
-    g.add_argument("--rate", type=float, help="sampling rate in Hz (any; resampled to 20 Hz)")
+    g.add_argument("--name", dest="dataset_name", metavar="NAME", help="the dataset's name (what -d takes later)")
+    g.add_argument("--rate", type=float, metavar="HZ", help="sampling rate in Hz (any; resampled to 20 Hz)")
     g.add_argument("--acc", nargs=3, metavar="COL", help="accelerometer x y z columns")
     g.add_argument("--gyro", nargs=3, metavar="COL", help="gyroscope x y z columns")
-    g.add_argument("--acc-unit", help="g or m/s^2 (default m/s^2)")
-    g.add_argument("--gyro-unit", help="rad/s or deg/s (default rad/s)")
-    g.add_argument("--activity", help="activity column (or {activity} in --pattern)")
-    g.add_argument("--user", help="user column (or {user} in --pattern; default: one user)")
+    g.add_argument("--acc-unit", metavar="UNIT", help="g or m/s^2 (default m/s^2)")
+    g.add_argument("--gyro-unit", metavar="UNIT", help="rad/s or deg/s (default rad/s)")
+    g.add_argument("--activity", metavar="COL", help="activity column (or {activity} in --pattern)")
+    g.add_argument("--user", metavar="COL", help="user column (or {user} in --pattern; default: one user)")
     g.add_argument("--pattern", help="file names, e.g. '{user}_{activity}.csv' or "
                                      "'{user}/{activity}_{trial}.csv' (other fields: any text)")
-    g.add_argument("--time", help="timestamp column: gaps split recordings")
-    g.add_argument("--time-unit", help="s, ms, us or ns (default s)")
-    g.add_argument("--gap", type=float, help="a time step over this many sample periods splits a "
+    g.add_argument("--time", metavar="COL", help="timestamp column: gaps split recordings")
+    g.add_argument("--time-unit", metavar="UNIT", help="s, ms, us or ns (default s)")
+    g.add_argument("--gap", type=float, metavar="PERIODS", help="a time step over this many sample periods splits a "
                                              "recording (default 2)")
     g.add_argument("--activity-map", nargs="+", metavar="RAW=CLASS",
                    help="raw activity -> walking | upstairs | downstairs | sitting&standing (quote "
                         "the &), or one MAP.json; unmapped activities stay out of the 4-class version")
     g.add_argument("--no-header", dest="header", action="store_const", const=False,
                    help="text tables without a header row: columns are 0, 1, 2, ...")
-    g.add_argument("--delimiter", help="text tables: field separator (default: , for .csv, tab "
-                                       "for .tsv, whitespace for .txt)")
-    g.add_argument("--resample", help="poly (default: anti-aliased polyphase) or block "
+    g.add_argument("--delimiter", metavar="D", help="text tables: field separator, or tab / space "
+                                                    "(default: , for .csv, tab for .tsv, whitespace for .txt)")
+    g.add_argument("--resample", metavar="METHOD", help="poly (default: anti-aliased polyphase) or block "
                                       "(LIMU-BERT's block averaging, rates >= 20 Hz)")
 
 

@@ -155,7 +155,8 @@ def main(argv=None):
     p = _Parser(prog="python -m dataset.prepare", description=__doc__.split("\n\n")[0])
     p.add_argument("name", metavar="NAME", choices=READERS,
                    help=", ".join(DATASETS) + ", or custom (your own recordings, --name ...)")
-    p.add_argument("--raw", help="the official zip or its extracted folder")
+    p.add_argument("--raw", help="the official zip or its extracted folder (custom: one table, "
+                                 "or a folder or zip of them)")
     p.add_argument("--classes", choices=["all", "4", "both"], default="both",
                    help="all activities, CrossHAR's 4 classes, or both (default)")
     p.add_argument("--out", default="dataset", help="output folder (default: dataset)")
