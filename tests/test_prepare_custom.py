@@ -186,6 +186,18 @@ def test_pattern_formats_and_default_map(tmp_path):
         assert labels4[:, 0].tolist() == [3]
 
 
+@pytest.mark.parametrize("file, delimiter, option", [("walking.tsv", "\t", None),
+                                                     ("walking.dat", "\t", "tab"),
+                                                     ("walking.dat", ";", ";")])
+def test_delimiters(tmp_path, file, delimiter, option):
+    write_csv(tmp_path / "raw" / file, recording(50, 7, acc=(0, 0, 3)), delimiter=delimiter)
+    prep(tmp_path / "raw", tmp_path / "out", rate=50, pattern="{activity}." + file.split(".")[1],
+         delimiter=option)
+    data, _, config = load(tmp_path / "out", "mine")
+    assert len(data) == 1 and config["user_label"] == ["all"]
+    np.testing.assert_allclose(data[0, :, 2], 3.0, rtol=1e-5)
+
+
 def test_nan_cells_drop_their_windows(tmp_path):
     table = recording(50, 25, act="walking")           # 500 samples at 20 Hz: 4 windows
     table["gy"] = [repr(float(v)) for v in table["gy"]]
