@@ -39,7 +39,6 @@ OPTIONS = {"dataset_name": None, "rate": None, "acc": None, "gyro": None, "acc_u
 LAYOUT = ("one table, or a folder or zip of them (CSV, Parquet or .npy), with the columns "
           "named by --acc, --gyro, --activity / --pattern; --activity-map onto walking, "
           "upstairs, downstairs, sitting&standing (or --classes all)")
-DOWNLOAD_URL = None
 
 
 def _fail(problem, expected):
@@ -138,14 +137,15 @@ class OneTable(Source):
 
     def __init__(self, path, expected):
         path = Path(path).expanduser()
-        if path.is_file() and path.suffix.lower() in SUFFIXES:
+        self.single = path.is_file() and path.suffix.lower() in SUFFIXES
+        if self.single:
             self.path, self.expected, self._members, self._inner = path, expected, {}, []
             self._add(path.name, path)
         else:
             super().__init__(path, expected)
 
     def where(self, name=None):
-        return str(self.path) if self.path.is_file() else super().where(name)
+        return str(self.path) if self.single else super().where(name)
 
 
 class Reader:

@@ -263,6 +263,22 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, case):
     assert not out.exists() or not any(out.rglob("*"))
 
 
+def test_zip_of_tables(tmp_path):
+    import zipfile
+    raw = two_files(tmp_path / "raw", drop="gz")
+    with zipfile.ZipFile(tmp_path / "rec.zip", "w") as z:
+        for path in sorted(raw.iterdir()):
+            z.write(path, f"rec/{path.name}")
+    result = run("--raw", tmp_path / "rec.zip", "--out", tmp_path / "out", *flags())
+    assert result.returncode == 2 and "rec.zip:rec/p2_walking.csv: no column 'gz'" in result.stderr
+    (raw / "p2_walking.csv").unlink()
+    with zipfile.ZipFile(tmp_path / "rec.zip", "w") as z:
+        z.write(raw / "p1_walking.csv", "rec/p1_walking.csv")
+    result = run("--raw", tmp_path / "rec.zip", "--out", tmp_path / "out", *flags())
+    assert result.returncode == 0, result.stderr
+    assert "mine_20_120: 1 windows" in result.stdout         # 10 s: one window
+
+
 def test_content_errors_name_file_and_line(tmp_path):
     raw = tmp_path / "raw"
     short = recording(50, 5.5)
