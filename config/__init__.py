@@ -8,7 +8,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from training.errors import UserError
+from common.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.checkpoint import atomic_write  # noqa: E402
+from common.io import atomic_write  # noqa: E402
 
 FIELDS = ["method", "backbone", "source", "target", "seed", "label_rate", "accuracy", "macro_f1",
           "majority_rate", "source_test_accuracy", "wall_seconds", "file"]

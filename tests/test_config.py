@@ -3,7 +3,7 @@ import json
 import pytest
 
 from config import CONFIG_DIR, ClassifierTrainConfig, MaskConfig, PretrainConfig, load
-from training.errors import UserError
+from common.errors import UserError
 
 
 def test_reference_configs_load():

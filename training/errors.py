@@ -1,5 +1,2 @@
-"""The one error type a user sees: printed as a single line by the CLI, never a traceback."""
-
-
-class UserError(Exception):
-    """Bad input or state the user can fix: message names the thing and what was expected."""
+"""Moved to common/errors.py (the bottom package); kept until training/ stops importing it."""
+from common.errors import UserError  # noqa: F401
