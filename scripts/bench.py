@@ -86,27 +86,30 @@ def hardware():
 def pretrain_step(backbone, precision, device, batch, wrap=lambda m: m, seed=0):
     """(model, step): one phase-2 pretraining step on `batch` uci-sized random windows."""
     from config import CONFIG_DIR, MaskConfig, PretrainConfig, load_model_config
+    from models.spec import encoder_spec
     from training.loop import make_generator
     from training.pretrain import PretrainModel, train_step
 
     models_cfg = json.loads((CONFIG_DIR / "pretrain_model.json").read_text())
     model_cfg = load_model_config(CONFIG_DIR / "pretrain_model.json", f"{backbone}_v1")
     torch.manual_seed(0)
-    model = PretrainModel(backbone, model_cfg, models_cfg["contrastive_head"], 6, SEQ).to(device)
+    spec = encoder_spec(backbone, "v1", model_cfg, 6, SEQ)
+    model = PretrainModel(spec, models_cfg["contrastive_head"]).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     train_cfg, mask_cfg = PretrainConfig(), MaskConfig()
     g = make_generator(device, seed)
     x = torch.randn(batch, SEQ, 6, device=device) * 3 + 1
     run = wrap(model)
     model.train()
-    return model, lambda: train_step(run, opt, x, mask_cfg, train_cfg, g, True, device, precision)
+    return model, lambda: train_step(run, opt, x, mask_cfg, train_cfg, g, True, device, precision,
+                                     model.encoder.normalize)
 
 
 def one_config(backbone, precision, repeats, clf_epochs, device):
     """Measure one (backbone, precision) in this process; returns a dict."""
     from config import CONFIG_DIR, ClassifierTrainConfig, load_model_config
     from models.heads import TransformerClassifier
-    from training.finetune import train_classifier
+    from training.classifier import train_classifier
     from training.loop import autocast
 
     sync = device_sync(device)
@@ -342,7 +345,7 @@ def main():
         print(f"selective scan {s['impl']:>5} L={s['L']}: " +
               (f"{s['fwd_bwd_ms']:.1f} ms fwd+bwd" if "fwd_bwd_ms" in s else f"unavailable ({s['error']})"))
     if args.json:
-        from training.checkpoint import save_json
+        from common.io import save_json
         save_json({"hardware": hw, "peaks_gflops": peaks, "rows": rows, "scan": scans}, args.json)
 
 

@@ -6,33 +6,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-CLASSES = ["walking", "upstairs", "downstairs", "sitting&standing"]
-
-
-def tiny_prepared(root, names=("uci", "usc_had"), n=160):
-    """Two small prepared datasets in the prepare command's layout (4 separable classes)."""
-    rng = np.random.default_rng(0)
-    config = {}
-    t = np.arange(120) / 20.0
-    for k, name in enumerate(names):
-        act = rng.integers(0, 4, n)
-        data = np.stack([np.sin(2 * np.pi * (1 + a) * t)[:, None] * (1 + a) + rng.normal(0, 0.3, (120, 6))
-                         for a in act]).astype(np.float64)
-        labels = np.stack([np.stack([np.full(120, a), np.full(120, i % 4)], -1) for i, a in enumerate(act)])
-        (root / name).mkdir(parents=True)
-        np.save(root / name / "data_20_120_4c.npy", data)
-        np.save(root / name / "label_20_120_4c.npy", labels.astype(np.float64))
-        config[f"{name}_20_120_4c"] = {"sr": 20, "seq_len": 120, "dimension": 6, "size": n,
-                                       "activity_label_index": 0, "activity_label_size": 4,
-                                       "activity_label": CLASSES, "user_label_index": 1,
-                                       "user_label_size": 4}
-    (root / "data_config.json").write_text(json.dumps(config))
+from .stages import REPO, tiny_prepared
 
 
 @pytest.fixture
@@ -50,9 +27,13 @@ def sweep_env(tmp_path):
     return tmp_path, env
 
 
+def sweep_script(tmp):
+    return str(REPO / "scripts" / "sweep.sh")
+
+
 def run_sweep(workdir, env, *args, **kw):
     workdir.mkdir(exist_ok=True)
-    return subprocess.run(["bash", str(REPO / "scripts" / "sweep.sh"), *args], cwd=workdir,
+    return subprocess.run(["bash", sweep_script(workdir.parent), *args], cwd=workdir,
                           env={**env, "WORKDIR": str(workdir)}, capture_output=True, text=True, **kw)
 
 
@@ -69,7 +50,7 @@ def test_sweep_interrupt_resume_xargs_and_aggregate(sweep_env):
     # interrupt the sequential sweep once its first result exists, then rerun it
     seq = tmp / "seq"
     results = seq / "results" / "runs"
-    proc = subprocess.Popen(["bash", str(REPO / "scripts" / "sweep.sh")], cwd=seq,
+    proc = subprocess.Popen(["bash", sweep_script(tmp)], cwd=seq,
                             env={**env, "WORKDIR": str(seq)}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 300
