@@ -4,8 +4,8 @@
     python classifier.py -d uci -lr 0.1 --supervised      # encoder + linear head end to end on raw windows
 The model is chosen on validation loss; the source test split is scored once, at the end.
 Runs unchanged under torchrun (DDP; batch_size stays global). Writes, all at the end,
-saved/{classifier|supervised-<head>}_<run>_lr<rate>/{model.pt, config.json, source_test.json};
-model.pt records the encoder and embedding it was trained on.
+saved/{classifier|supervised-<head>}_<run>_lr<rate>/{model.pt, config.json, source_test.json,
+history.csv, curve.png}; model.pt records the encoder and embedding it was trained on.
 """
 from common.cli import run
 
@@ -66,6 +66,7 @@ def main():
     from training import artifacts, cli, paths
     from training.classifier import classifier_splits, evaluate, train_classifier
     from training.distributed import setup, teardown
+    from training.history import History, summary_writer
     from training.loop import resolve_device, resolve_precision
 
     args = cli.parse(parser())
@@ -76,6 +77,8 @@ def main():
     if args.seed is not None:
         cfg.seed = args.seed
         check(cfg, args.train_cfg)
+    if args.tensorboard:
+        summary_writer()                      # missing: one line now, not after training
     run_name = paths.run_name(args)
     kind = paths.classifier_kind(args.supervised, args.head)
     out = paths.classifier_dir(kind, run_name, args.label_rate)
@@ -94,8 +97,10 @@ def main():
         train_idx, val_idx, test_idx = classifier_splits(len(y), split, args.label_rate, cfg.seed, windows.name)
         say(f"{windows.name}: {len(train_idx)} labelled training windows (rate {args.label_rate:g}), "
             f"{len(val_idx)} validation, {len(test_idx)} test; {len(windows.class_names)} classes")
+        history = History(out, tensorboard=args.tensorboard and world.main, live=False)
         state = train_classifier(model=model, x=x, y=y, train_idx=train_idx, val_idx=val_idx, cfg=cfg,
-                                 device=device, precision=precision, world=world)
+                                 device=device, precision=precision, world=world, history=history)
+        history.close()
         test = evaluate(model, x[torch.as_tensor(test_idx, device=device)], windows.activity[test_idx],
                         len(windows.class_names), device, precision)
         if world.main:
@@ -110,7 +115,8 @@ def main():
                     "source_test": source_test, "config": resolved}
             atomic_write_many({out / "model.pt": lambda f: f.write(torch_bytes(ckpt)),
                                out / "config.json": lambda f: f.write(json_bytes(resolved)),
-                               out / "source_test.json": lambda f: f.write(json_bytes(source_test))})
+                               out / "source_test.json": lambda f: f.write(json_bytes(source_test)),
+                               **history.files()})
     say(f"source test ({args.dataset}, {test['n']} windows): accuracy {test['accuracy']:.4f}, "
         f"macro-F1 {test['macro_f1']:.4f} (majority rate {test['majority_rate']:.4f}); model at {out}")
     teardown(world)

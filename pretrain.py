@@ -1,7 +1,8 @@
 """Stage 1: self-supervised pretraining of an encoder on the source dataset.
 
     python pretrain.py -d uci [--backbone limu|mamba] [-t config/pretrain_small.json] [-am channel_aug] [--compile]
-Writes saved/pretrain_<run>/{best.pt, last.pt, config.json}; rerunning the same command resumes. Runs unchanged under `torchrun --nproc_per_node N pretrain.py ...`
+Writes saved/pretrain_<run>/{best.pt, last.pt, config.json, history.csv, curve.png}; rerunning
+the same command resumes. Runs unchanged under `torchrun --nproc_per_node N pretrain.py ...`
 (DDP; -t's batch_size stays global).
 """
 import contextlib
@@ -34,6 +35,7 @@ def main():
     from dataset.load import load_windows
     from training import cli, paths
     from training.distributed import setup, teardown
+    from training.history import summary_writer
     from training.loop import resolve_device, resolve_precision
     from training.pretrain import run_pretraining
 
@@ -42,6 +44,8 @@ def main():
     if args.seed is not None:
         train_cfg.seed = args.seed
         check(train_cfg, args.train_cfg)
+    if args.tensorboard:
+        summary_writer()                      # missing: one line now, not after the data is loaded
     head_cfg = load_model_config(CONFIG_DIR / "pretrain_model.json", "contrastive_head")
     run_dir = paths.pretrain_dir(paths.run_name(args))
     windows = load_windows(args.dataset, args.dataset_version, args.data_dir)
@@ -60,7 +64,7 @@ def main():
         run_pretraining(windows=windows, spec=spec, head_cfg=head_cfg, train_cfg=train_cfg,
                         mask_cfg=mask_cfg, augmentation=args.augmentation, device=device,
                         precision=precision, run_dir=run_dir, resolved_config=resolved, world=world,
-                        compile=args.compile)
+                        compile=args.compile, tensorboard=args.tensorboard)
     teardown(world)
 
 

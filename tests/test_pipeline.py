@@ -28,7 +28,7 @@ def test_four_stages_uci_to_usc_had(workdir, backbone):
     stage("pretrain.py", *common, "-t", "pt.json", "-am", "none", cwd=wd)
     run = f"{backbone}_uci_20_120_4c_v1"        # the config's seed is not part of the name
     pre = wd / "saved" / f"pretrain_{run}"
-    assert {p.name for p in pre.iterdir()} == {"best.pt", "last.pt", "config.json"}
+    assert {p.name for p in pre.iterdir()} == {"best.pt", "last.pt", "config.json", "history.csv", "curve.png"}
     ckpt = torch.load(pre / "best.pt", weights_only=True)
     assert ckpt["kind"] == "encoder" and ckpt["model_args"]["backbone"] == backbone
     assert json.loads((pre / "config.json").read_text())["model_args"]["backbone"] == backbone
@@ -73,7 +73,10 @@ def test_pretraining_resumes_from_saved_epoch(workdir):
     resumed = stage("pretrain.py", *args, "-t", "pt2.json", cwd=wd)
     assert "resuming" in resumed.stdout and "after epoch 1/2" in resumed.stdout
     assert torch.load(last, weights_only=True)["fit_state"]["epoch"] == 2
-    assert sorted(p.name for p in last.parent.iterdir()) == ["best.pt", "config.json", "last.pt"]
+    assert sorted(p.name for p in last.parent.iterdir()) == ["best.pt", "config.json", "curve.png",
+                                                              "history.csv", "last.pt"]
+    # the history of the resumed run continues the first one's
+    assert [r.split(",")[0] for r in (last.parent / "history.csv").read_text().splitlines()] == ["epoch", "1", "2"]
     # any other change of configuration under the same run name is refused
     (wd / "pt_lr.json").write_text(json.dumps({**PRETRAIN_TINY, "n_epochs": 3, "n_epochs_cl": 0, "lr": 0.01}))
     one_line_error(stage("pretrain.py", *args, "-t", "pt_lr.json", cwd=wd, check=False), "another configuration")

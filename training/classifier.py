@@ -20,7 +20,7 @@ def predict(model, x, device, precision):
 
 
 def train_classifier(*, model, x, y, train_idx, val_idx, cfg: ClassifierTrainConfig, device,
-                     precision, world=World(), desc="classifier"):
+                     precision, world=World(), desc="classifier", history=None):
     """Cross-entropy training on x[train_idx]; returns the fit state and leaves the model
     with the weights of the lowest validation loss (the test part is not touched here)."""
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -55,7 +55,7 @@ def train_classifier(*, model, x, y, train_idx, val_idx, cfg: ClassifierTrainCon
 
     state = fit(state=FitState(), n_epochs=cfg.n_epochs, n_train=len(tr), batch_size=cfg.batch_size,
                 seed=cfg.seed, device=device, step=step, validate=validate, on_best=on_best,
-                world=world, desc=desc)
+                world=world, desc=desc, history=history)
     model.load_state_dict(best["state"])
     return state
 

@@ -36,10 +36,12 @@ def stage_parser(stage, description):
 
 
 def add_training(p, default_cfg):
-    """-t of a stage that trains."""
+    """-t and the history options of a stage that trains."""
     g = p.add_argument_group("training")
     g.add_argument("-t", "--train_cfg", default=str(CONFIG_DIR / default_cfg),
                    help="training config (JSON or YAML); config/*_small.json for CPU runs")
+    g.add_argument("--tensorboard", action="store_true",
+                   help="also log the per-epoch history to TensorBoard (RUN_DIR/tensorboard; needs the tensorboard package)")
     return g
 
 

@@ -1,6 +1,6 @@
 """The training loop every stage shares: device, precision, seeding, mini-batches over
-device-resident tensors, per-epoch validation, best-by-validation selection, progress; and
-evaluation in batches without gradients."""
+device-resident tensors, per-epoch validation, best-by-validation selection, progress and the
+per-epoch history (training/history.py); and evaluation in batches without gradients."""
 import contextlib
 import math
 import time
@@ -93,13 +93,14 @@ class FitState:
 
 
 def fit(*, state, n_epochs, n_train, batch_size, seed, device, step, validate, on_best=None,
-        on_epoch=None, reset_best_at=None, world=World(), desc="train"):
+        on_epoch=None, reset_best_at=None, world=World(), desc="train", history=None):
     """Run epochs state.epoch..n_epochs-1.
 
     step(idx, epoch, generator) -> dict of scalar tensors (losses of this rank's batch shard);
     validate(epoch) -> dict with 'loss' (the selection criterion; equal on all ranks);
     on_best(epoch) keeps the selected model (called on every rank: validation losses agree);
-    on_epoch(state) saves the resumable state (rank 0 only).
+    on_epoch(state) saves the resumable state (rank 0 only), after history.log() has
+    recorded the epoch (rank 0; a resume drops rows after the epoch it resumes from).
     The best validation loss is reset at epoch `reset_best_at` (a new training phase).
     """
     bar = tqdm(range(state.epoch, n_epochs), desc=desc, initial=state.epoch, total=n_epochs,
@@ -127,6 +128,8 @@ def fit(*, state, n_epochs, n_train, batch_size, seed, device, step, validate, o
             if on_best:
                 on_best(epoch)
         state.epoch = epoch + 1
+        if history and world.main:
+            history.log(epoch + 1, train, val, time.perf_counter() - t0, train_seconds, windows)
         if on_epoch and world.main:
             on_epoch(state)
         bar.set_postfix({**{k: f"{v:.4f}" for k, v in train.items()},

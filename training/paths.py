@@ -1,8 +1,8 @@
 """Where every artifact lives: built here and nowhere else, from validated names.
 
-    saved/pretrain_<run>/            best.pt, last.pt, config.json
+    saved/pretrain_<run>/            best.pt, last.pt, config.json, history.csv, curve.png
     embed/<encoder run>__<data>_<version>.npz
-    saved/<kind>_<run>_lr<rate>/     model.pt, config.json, source_test.json
+    saved/<kind>_<run>_lr<rate>/     model.pt, config.json, source_test.json, history.csv, curve.png
     results/<classifier folder, without 'classifier_'>_to_<target>.json and .png
 <run> is -s, or BACKBONE_SOURCE_VERSION_MV (plus _sSEED when --seed is given); <kind> is
 classifier, supervised-linear or supervised-transformer. A name is letters, digits and

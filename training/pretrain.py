@@ -20,6 +20,7 @@ from models.heads import ContrastiveHead, ReconstructionHead
 from . import augment
 from .artifacts import load_checkpoint, new_id
 from .distributed import World, gather_with_grad
+from .history import History
 from .losses import nt_xent, reconstruction_loss
 from .loop import FitState, autocast, fit, make_generator, sharded_sums
 from .masking import mask_batch
@@ -86,7 +87,7 @@ def _without_epochs(config):
 
 def run_pretraining(*, windows, spec, head_cfg, train_cfg: PretrainConfig, mask_cfg: MaskConfig,
                     augmentation, device, precision, run_dir, resolved_config, world=World(),
-                    compile=False):
+                    compile=False, tensorboard=False):
     """compile=True runs the training step's model under torch.compile (see compiled()).
     The caller holds the run folder's lock (rank 0)."""
     run_dir = Path(run_dir)
@@ -167,12 +168,18 @@ def run_pretraining(*, windows, spec, head_cfg, train_cfg: PretrainConfig, mask_
                     "optimizer": opt.state_dict(), "fit_state": asdict(st), "config": resolved_config},
                    last_path)
 
+    history = None
     if world.main:
         save_json(resolved_config, run_dir / "config.json")
-    state = fit(state=state, n_epochs=train_cfg.n_epochs, n_train=len(x_train),
-                batch_size=train_cfg.batch_size, seed=train_cfg.seed, device=device, step=step,
-                validate=validate, on_best=on_best, on_epoch=on_epoch, reset_best_at=phase2_start,
-                world=world, desc="pretrain")
+        history = History(run_dir, resume_epoch=state.epoch, tensorboard=tensorboard)
+    try:
+        state = fit(state=state, n_epochs=train_cfg.n_epochs, n_train=len(x_train),
+                    batch_size=train_cfg.batch_size, seed=train_cfg.seed, device=device, step=step,
+                    validate=validate, on_best=on_best, on_epoch=on_epoch, reset_best_at=phase2_start,
+                    world=world, desc="pretrain", history=history)
+    finally:
+        if history:
+            history.close()     # the curve, also for an interrupted run
     rate = state.windows_seen / max(state.train_seconds, 1e-9)
     say(f"done: best epoch {state.best_epoch + 1} (val {state.best_val:.4f}); "
         f"{rate:.0f} training windows/s over this run's epochs; encoder at {best_path}")
