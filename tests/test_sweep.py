@@ -1,5 +1,6 @@
 """The sweep on two tiny synthetic datasets: complete, interrupted and resumed without redoing
-finished runs, its job list run with xargs -P 2, and the aggregate table."""
+finished runs, its job list run with xargs -P 2, and the aggregate table; run from a copy of
+the repository whose path holds a space."""
 import json
 import os
 import signal
@@ -9,12 +10,13 @@ import time
 
 import pytest
 
-from .stages import REPO, tiny_prepared
+from .stages import REPO, repo_copy, tiny_prepared
 
 
 @pytest.fixture
 def sweep_env(tmp_path):
     tiny_prepared(tmp_path / "data")
+    repo_copy(tmp_path / "repo with space")
     pt = {"seed": 1, "batch_size": 64, "lr": 1e-3, "n_epochs": 2, "n_epochs_cl": 1, "lambda_recon": 6.0,
           "lambda_cl": 1.0, "train_rate": 0.8, "val_rate": 0.1}
     (tmp_path / "pt.json").write_text(json.dumps(pt))
@@ -28,13 +30,26 @@ def sweep_env(tmp_path):
 
 
 def sweep_script(tmp):
-    return str(REPO / "scripts" / "sweep.sh")
+    return str(tmp / "repo with space" / "scripts" / "sweep.sh")
 
 
 def run_sweep(workdir, env, *args, **kw):
     workdir.mkdir(exist_ok=True)
     return subprocess.run(["bash", sweep_script(workdir.parent), *args], cwd=workdir,
                           env={**env, "WORKDIR": str(workdir)}, capture_output=True, text=True, **kw)
+
+
+def test_sweep_runs_from_a_path_with_a_space(sweep_env):
+    """Every job command, eval'd by sweep.sh or run by xargs/sh, reaches sweep_job.sh whole
+    (an unknown method is the cheapest thing that job can refuse)."""
+    tmp, env = sweep_env
+    env = {**env, "METHODS": "bogus"}
+    direct = run_sweep(tmp / "w", env)
+    assert direct.returncode == 2 and "unknown method bogus" in direct.stderr, direct.stderr
+    listing = run_sweep(tmp / "w", env, "--list", check=True).stdout
+    via_xargs = subprocess.run(["xargs", "-d", "\n", "-I{}", "sh", "-c", "{}"], input=listing, text=True,
+                               capture_output=True, cwd=tmp / "w")
+    assert via_xargs.stderr.count("unknown method bogus") == 2, via_xargs.stderr
 
 
 def metrics(results):
@@ -71,7 +86,7 @@ def test_sweep_interrupt_resume_xargs_and_aggregate(sweep_env):
     par = tmp / "par"
     par.mkdir()
     listing = run_sweep(par, env, "--list", check=True).stdout
-    subprocess.run(["xargs", "-P", "2", "-I{}", "sh", "-c", "{}"], input=listing, text=True, cwd=par,
+    subprocess.run(["xargs", "-d", "\n", "-P", "2", "-I{}", "sh", "-c", "{}"], input=listing, text=True, cwd=par,
                    env={**env, "WORKDIR": str(par)}, check=True, capture_output=True, timeout=600)
     assert metrics(par / "results" / "runs") == metrics(results)
 
