@@ -30,11 +30,12 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-# The classifier workload: 809 labelled windows of 120 x 72, validation 1,012, batch 128.
+# The classifier workload measured: 809 labelled windows of 120 x 72, validation 1,012, batch 128.
 CLF_TRAIN, CLF_VAL, SEQ = 809, 1012, 120
 BATCH = 512                  # the reference pretraining batch (global, also under --ranks)
 # FLOPs per window of the original CrossHAR's LIMU step (flop_counter): "% peak, ref." is the
-# share of the peak that the original's work done at our rate would take (the target)
+# share of the peak that the original's work done at our rate would take (the yardstick of
+# the throughput targets in docs/performance.md)
 REFERENCE_MFLOP = 208.5
 
 
@@ -140,7 +141,7 @@ def one_config(backbone, precision, repeats, clf_epochs, device):
         scan_share = scan / total if total else None
 
     # classifier stage at the workload above
-    hidden = model.encoder.num_features      # the workload is LIMU's 72
+    hidden = model.encoder.num_features      # the measured workload is LIMU's 72
     feats = torch.randn(CLF_TRAIN + CLF_VAL, SEQ, hidden, device=device)
     y = torch.randint(0, 4, (CLF_TRAIN + CLF_VAL,), device=device)
     clf_cfg = load_model_config(CONFIG_DIR / "classifier.json", "transformer_v1")
