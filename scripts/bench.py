@@ -264,7 +264,8 @@ def scan_timings(repeats, device):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from common.cli import Parser
+    p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--backbones", nargs="+", default=["limu", "mamba"])
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     p.add_argument("--repeats", type=int, default=5)

@@ -20,7 +20,6 @@ stage scripts with the same windows, seed and schedule. Both write per-run JSON 
 the table (mean ± sd over seeds of target accuracy, macro-F1 and source test accuracy) goes
 to --work/table.md and is printed. Reruns skip finished runs.
 """
-import argparse
 import json
 import os
 import re
@@ -31,6 +30,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from common.cli import Parser  # noqa: E402
 ORIGINAL_NAMES = ("uci", "hhar", "motion", "shoaib")     # the original's -d/-td choices
 CODE = ("pretrain.py", "embedding.py", "classifier.py", "cross_dataset_test.py", "train.py",
         "finetune_train.py", "models.py", "Contrastive.py", "loss.py", "utils.py", "augmentations.py",
@@ -188,7 +189,6 @@ def ours_run(work, data_dir, source, targets, seed, a, python):
 
 def stage_flags(argv):
     """--ours-args split by stage: each stage gets the flags its parser takes (they refuse others)."""
-    sys.path.insert(0, str(REPO))
     import importlib
 
     from training.cli import flags_for
@@ -229,7 +229,7 @@ def table(results, pairs):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("original", type=Path, help="a clone of kingdomrush2/CrossHAR")
     p.add_argument("--pairs", nargs="+", default=["uci:usc_had,dsads", "usc_had:uci"],
                    help="SOURCE:TARGET[,TARGET...]")
