@@ -192,7 +192,9 @@ def stage_flags(argv):
     import importlib
 
     from training.cli import flags_for
-    return {stage: flags_for(importlib.import_module(stage).parser(), argv)
+    # the classifier here trains on embeddings: its encoder flags (--supervised only) stay out
+    skip = {"classifier": ("--norm", "--scan")}
+    return {stage: flags_for(importlib.import_module(stage).parser(), argv, skip.get(stage, ()))
             for stage in ("pretrain", "embedding", "classifier", "cross_dataset_test")}
 
 

@@ -78,3 +78,11 @@ def test_interrupt_during_start_up_is_one_line(tmp_path, script):
     _, err = proc.communicate(timeout=120)
     one_line_error(subprocess.CompletedProcess(proc.args, proc.returncode, "", err), INTERRUPTED[script], code=130)
     assert "resume" not in err or script == "pretrain.py"
+
+
+def test_one_set_of_extra_flags_split_by_stage():
+    from training.cli import flags_for
+    argv = ["--backbone", "mamba", "--seed=3", "--compile", "-am", "jitter", "--norm", "limu", "-g", "0"]
+    assert flags_for(parser("pretrain"), argv) == argv
+    assert flags_for(parser("embedding"), argv) == ["--backbone", "mamba", "--seed=3", "-g", "0"]
+    assert flags_for(parser("classifier"), argv, skip=("--norm",)) == ["--backbone", "mamba", "--seed=3", "-g", "0"]

@@ -88,10 +88,10 @@ def classifier_cfg():
     return load_model_config(CLASSIFIER_CONFIG, "transformer_v1")
 
 
-def flags_for(parser, argv):
-    """The part of argv (options and their values) that `parser` knows: how one set of extra
-    flags can go to several stages that take different ones (scripts/compare_original.py)."""
-    known = {s: a for a in parser._actions for s in a.option_strings}
+def flags_for(parser, argv, skip=()):
+    """The part of argv (options and their values) that `parser` knows, less `skip`: how one set
+    of extra flags can go to several stages that take different ones (scripts/compare_original.py)."""
+    known = {s: a for a in parser._actions for s in a.option_strings if s not in skip}
     out, take = [], 0
     for token in argv:
         if take:
@@ -99,7 +99,6 @@ def flags_for(parser, argv):
             take -= 1
         elif token.split("=", 1)[0] in known:
             out.append(token)
-            action = known[token.split("=", 1)[0]]
-            take = 0 if "=" in token else (action.nargs if isinstance(action.nargs, int) else
-                                           0 if action.nargs == 0 else 1)
+            nargs = known[token.split("=", 1)[0]].nargs      # None: one value; 0: a switch
+            take = 0 if "=" in token else nargs if isinstance(nargs, int) else 1
     return out
