@@ -24,7 +24,6 @@ from .classes import FOUR_CLASSES
 from .files import PrepareError, Source, load_table, progress
 from .windows import G, RATE, SEQ_LEN, Recording, runs
 
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")   # no ',' (multi-source) or '+' (run names)
 SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".npy")
 ACC_UNITS = {"m/s^2": 1.0, "g": G}
 GYRO_UNITS = {"rad/s": 1.0, "deg/s": np.pi / 180}
@@ -155,10 +154,10 @@ class Reader:
 
     def __init__(self, *, dataset_name, rate, acc, gyro, acc_unit, gyro_unit, activity, user, pattern,
                  time, time_unit, gap, activity_map, header, delimiter, resample):
-        from .prepare import DATASETS
-        if not dataset_name or not NAME_RE.fullmatch(str(dataset_name)):
+        from .prepare import DATASETS, NAME
+        if not dataset_name or not NAME.fullmatch(str(dataset_name)):
             raise _fail(f"--name {dataset_name or '(missing)'}",
-                        "a name of letters, digits, '_' or '-' (the -d of every stage)")
+                        "a name of letters, digits, '_' or '-', at most 64 (the -d of every stage)")
         if dataset_name in DATASETS or dataset_name == "custom":
             raise _fail(f"--name {dataset_name} is a published dataset's name", "another name")
         try:

@@ -1,6 +1,7 @@
 """scripts/embedding_map.py and training/embedding_map.py on tiny synthetic prepared datasets:
 the files are written, obviously different datasets separate (~1.0), two draws of one
-distribution do not (~chance), and "before pretraining" is the pretraining's initial encoder."""
+distribution do not (~chance), "before pretraining" is the pretraining's initial encoder, the
+map records its encoder, and the command refuses what does not apply in one line."""
 import json
 import subprocess
 import sys
@@ -10,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from common.errors import UserError
 from dataset.classes import FOUR_CLASSES
 from training.embedding_map import embedding_map, load_encoder
-from training.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,6 +54,7 @@ def data_dir(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow
 def test_command_writes_map_and_separates_different_datasets(data_dir, tmp_path):
     out = tmp_path / "m" / "map.png"
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "embedding_map.py"), "-d", "smooth", "noisy",
@@ -70,7 +72,7 @@ def test_command_writes_map_and_separates_different_datasets(data_dir, tmp_path)
 
 def test_two_draws_of_one_distribution_are_not_separable(data_dir, tmp_path):
     result = embedding_map(["smooth", "smooth_again"], tmp_path / "same.png", random_init=True,
-                           backbone_args=limu_args(), data_dir=data_dir, per_dataset=100,
+                           spec_for=limu_spec, data_dir=data_dir, per_dataset=100,
                            say=lambda *a: None)
     assert abs(result["domain"]["accuracy"] - 0.5) < 0.15
     # the classes are random here too: no better than the largest class
@@ -78,28 +80,87 @@ def test_two_draws_of_one_distribution_are_not_separable(data_dir, tmp_path):
     assert (tmp_path / "same.png").stat().st_size > 10_000
 
 
-def limu_args():
+def limu_spec(windows=None):
     from config import CONFIG_DIR, load_model_config
-    return {"backbone": "limu", "cfg": load_model_config(CONFIG_DIR / "pretrain_model.json", "limu_v1"),
-            "norm": "instance"}
+    from models.spec import encoder_spec
+    return encoder_spec("limu", "v1", load_model_config(CONFIG_DIR / "pretrain_model.json", "limu_v1"), 6, 120)
+
+
+def pretrained(folder, seed=11):
+    """An encoder checkpoint as pretrain.py writes it, its weights moved off the start it was
+    built with under `seed`; -> (the start's state, the checkpoint's state, its id)."""
+    from common.io import save_torch
+    from config import CONFIG_DIR, load_model_config
+    from training.artifacts import new_id
+    from training.pretrain import PretrainModel
+    torch.manual_seed(seed)          # what run_pretraining does before building its model
+    start = PretrainModel(limu_spec(), load_model_config(CONFIG_DIR / "pretrain_model.json",
+                                                         "contrastive_head")).encoder.state_dict()
+    trained = {k: v + 1 for k, v in start.items()}
+    ckpt_id = new_id()
+    save_torch({"kind": "encoder", "id": ckpt_id, "model_args": limu_spec(), "state": trained, "epoch": 3,
+                "config": {"train": {"seed": seed}}}, folder / "best.pt")
+    return start, trained, ckpt_id
 
 
 def test_random_init_is_the_pretraining_start(tmp_path):
-    from config import CONFIG_DIR, load_model_config
-    from training.checkpoint import save_checkpoint
-    from training.pretrain import PretrainModel
-    args = {**limu_args(), "feature_num": 6, "seq_len": 120}
-    torch.manual_seed(11)          # what run_pretraining does before building its model
-    start = PretrainModel("limu", args["cfg"], load_model_config(CONFIG_DIR / "pretrain_model.json",
-                                                                 "contrastive_head"), 6, 120).encoder
-    trained = {k: v + 1 for k, v in start.state_dict().items()}
-    save_checkpoint({"kind": "encoder", "backbone": "limu", "model_args": args, "state": trained,
-                     "epoch": 3, "config": {"train": {"seed": 11}}}, tmp_path / "best.pt")
-    before, _, what = load_encoder(tmp_path, random_init=True)
-    after, _, _ = load_encoder(tmp_path)
-    for k, v in start.state_dict().items():
+    start, trained, _ = pretrained(tmp_path)
+    before, _, what, _ = load_encoder(tmp_path, random_init=True)
+    after, _, _, _ = load_encoder(tmp_path)
+    for k, v in start.items():
         assert torch.equal(before.state_dict()[k], v) and torch.equal(after.state_dict()[k], trained[k])
     assert "seed 11" in what and "before pretraining" in what
+
+
+def test_map_records_its_encoder(data_dir, tmp_path, monkeypatch):
+    """-s RUN finds saved/pretrain_RUN/best.pt (training/paths.py); the default output is named
+    after the run; the JSON holds the encoder's id and its path relative to the JSON."""
+    import importlib.util
+    from training.embedding_map import pooled
+    folder = tmp_path / "saved" / "pretrain_R"
+    folder.mkdir(parents=True)
+    _, _, ckpt_id = pretrained(folder)
+    spec = importlib.util.spec_from_file_location("embedding_map_cli", REPO / "scripts" / "embedding_map.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.chdir(tmp_path)
+    script.main(["-d", "smooth", "noisy", "-s", "R", "--per-dataset", "20", "--folds", "2",
+                 "--data-dir", str(data_dir)])
+    out = tmp_path / "results" / "maps" / "R__smooth+noisy_20_120_4c.png"
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert result["lineage"]["encoder"] == {"path": "../../saved/pretrain_R/best.pt", "id": ckpt_id}
+    assert result["model_args"] == limu_spec() and "epoch 3" in result["encoder"]
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    # the pooled vector is the encoder's own, of raw windows: it normalises them itself
+    encoder, _, _, _ = load_encoder(folder)
+    x = torch.randn(3, 120, 6, dtype=torch.float32) * 5 + 9
+    assert torch.equal(torch.as_tensor(pooled(encoder, x, "cpu")), encoder(x)[1].double().detach())
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["-f", "x.pt", "--backbone", "mamba"], "--backbone: only for --random-init without -f / -s"),
+    (["-s", "R", "--random-init", "-mv", "v2"], "-mv: only for --random-init"),
+    (["--norm", "limu"], "--norm: only for --random-init"),
+    (["--random-init", "--init-seed", "-1"], "seed must be an integer >= 0"),
+    (["-s", "R", "--init-seed", "3"], "--init-seed: only with --random-init"),
+    (["-f", "x.pt", "-s", "R"], "-f and -s both"),
+    ([], "no encoder"),
+    (["-s", "../elsewhere"], "no path separator"),
+    (["--random-init", "-d", "smooth", "nowhere"], "invalid choice: 'nowhere' (choose from uci"),
+    (["--random-init", "-d", "smooth", "a,b"], "one dataset name here"),
+])
+def test_command_refuses_in_one_line(data_dir, capsys, argv, named):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("embedding_map_cli", REPO / "scripts" / "embedding_map.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    argv = (["-d", "smooth", "noisy"] if "-d" not in argv else []) + argv
+    with pytest.raises(SystemExit) as exit_:
+        script.main([*argv, "--data-dir", str(data_dir)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and named in err[0], err
+    if "nowhere" in named:
+        assert "prepared in" in err[0] and "noisy, smooth, smooth_again" in err[0]
 
 
 @pytest.mark.parametrize("kwargs, named", [
@@ -112,7 +173,7 @@ def test_random_init_is_the_pretraining_start(tmp_path):
 ])
 def test_bad_arguments_are_one_line_errors(data_dir, tmp_path, kwargs, named):
     call = {"datasets": ["smooth", "noisy"], "out": tmp_path / "m.png", "random_init": True,
-            "backbone_args": limu_args(), "data_dir": data_dir, "say": lambda *a: None, **kwargs}
+            "spec_for": limu_spec, "data_dir": data_dir, "say": lambda *a: None, **kwargs}
     with pytest.raises(UserError, match=named):
         embedding_map(call.pop("datasets"), call.pop("out"), **call)
     assert not list(tmp_path.iterdir())

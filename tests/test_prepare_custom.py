@@ -2,6 +2,7 @@
 conversion, any rate through the one resampling path, timestamp gaps, file-name patterns,
 formats, the one-line errors; and a dataset prepared by it through the four stages."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -343,17 +344,51 @@ def test_four_stages_on_custom_datasets(tmp_path):
         return subprocess.run([sys.executable, str(REPO / script), "--data-dir", str(data_dir), *args],
                               cwd=tmp_path, capture_output=True, text=True, timeout=600)
 
-    common = ["-d", "watch", "-am", "none"]
-    for script, cfg in (("pretrain.py", "pt.json"), ("embedding.py", "pt.json"),
-                        ("classifier.py", "ct.json")):
-        proc = stage(script, *common, "-t", cfg, "-lr", "0.5")
+    for script, args in (("pretrain.py", ["-am", "none", "-t", "pt.json"]), ("embedding.py", []),
+                         ("classifier.py", ["-t", "ct.json", "-lr", "0.5"]),
+                         ("cross_dataset_test.py", ["-td", "phone", "-lr", "0.5"])):
+        proc = stage(script, "-d", "watch", *args)
         assert proc.returncode == 0, f"{script}: {proc.stdout}\n{proc.stderr}"
-    proc = stage("cross_dataset_test.py", *common, "-td", "phone", "-t", "ct.json", "-lr", "0.5")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    result = json.loads((tmp_path / "results" / "limu_watch_20_120_4c_v1_s5_lr0.5_to_phone.json").read_text())
+    result = json.loads((tmp_path / "results" / "limu_watch_20_120_4c_v1_lr0.5_to_phone.json").read_text())
     assert result["source"] == "watch" and result["target"] == "phone"
     assert result["target_metrics"]["n"] == 40 and len(result["target_metrics"]["confusion_matrix"]) == 4
     # a name that is neither published nor prepared there: one line naming what is
     proc = stage("pretrain.py", "-d", "wacth")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "'wacth'" in proc.stderr and "prepared in" in proc.stderr and "phone, watch" in proc.stderr
+    # the sweep asks training.paths where a stage's artifact is: the one the stage wrote
+    proc = subprocess.run([sys.executable, "-m", "training.paths", "result", "-d", "watch", "-td", "phone",
+                           "-lr", "0.5"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout == "results/limu_watch_20_120_4c_v1_lr0.5_to_phone.json\n", proc.stderr
+
+
+def test_stages_take_prepared_names(tmp_path, capsys):
+    """-d / -td: a published name, or one prepared in --data-dir; names only (python -m
+    training.paths, which the sweep asks): any plain dataset name."""
+    from common.cli import Parser
+    from common.errors import UserError
+    from training import paths
+    (tmp_path / "data_config.json").write_text(json.dumps({"mine_20_120_4c": {}, "uci_20_120": {}}))
+    p = Parser(prog="stage")
+    paths.add_run(p)
+    paths.add_target(p)
+    p.add_argument("--data-dir")
+    args = paths.parse(p, ["-d", "mine,usc_had", "-td", "mine", "--data-dir", str(tmp_path)])
+    assert paths.run_name(args) == "limu_mine+usc_had_20_120_4c_v1" and args.target_dataset == "mine"
+    for argv, named in ((["-d", "mien"], "invalid choice: 'mien' (choose from uci"),
+                        (["-td", "mien"], "argument -td/--target_dataset"),
+                        (["-d", "a/b"], "dataset names: letters"), (["-d", "a+b"], "dataset names"),
+                        (["-d", "mine,mine"], "distinct"), (["-td", "mine,uci"], "one dataset name")):
+        with pytest.raises(SystemExit):
+            paths.parse(p, [*argv, "--data-dir", str(tmp_path)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and named in err[0], err
+    with pytest.raises(SystemExit):
+        paths.parse(p, ["-d", "mien", "--data-dir", str(tmp_path)])
+    assert f"or prepared in {tmp_path}: mine;" in capsys.readouterr().err
+    (tmp_path / "data_config.json").write_text("{")
+    with pytest.raises(UserError, match="data_config.json is malformed"):
+        paths.parse(p, ["-d", "mine", "--data-dir", str(tmp_path)])
+    paths.main(["pretrain", "-d", "mine"])
+    assert capsys.readouterr().out == "saved/pretrain_limu_mine_20_120_4c_v1/best.pt\n"

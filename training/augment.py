@@ -12,28 +12,8 @@ import itertools
 import numpy as np
 import torch
 
-NORMS = ("instance", "limu")
 AUGMENTATIONS = ("channel_aug", "rotation_random", "jitter", "scaling", "permutation", "none")
 N_COPIES = 5   # the published code adds 5 random copies to the originals (6x data)
-
-
-def instance_norm(x, eps=1e-5):
-    """Per-window, per-channel normalisation over time (InstanceNorm1d without affine)."""
-    mean = x.mean(dim=1, keepdim=True)
-    var = x.var(dim=1, unbiased=False, keepdim=True)
-    return (x - mean) * torch.rsqrt(var + eps)
-
-
-def normalize(x, how="instance"):
-    """The encoder's input normalisation, part of the model (stored in its model_args):
-    'instance' (CrossHAR): per window and channel, which also removes the gravity offset and
-    with it the device orientation (sitting, standing and lying look alike); 'limu'
-    (LIMU-BERT's): acc / 9.8 only, orientation kept."""
-    if how == "instance":
-        return instance_norm(x)
-    if how == "limu":
-        return torch.cat([x[..., :3] / 9.8, x[..., 3:]], dim=-1)
-    raise ValueError(f"unknown normalisation {how!r}; expected one of {NORMS}")
 
 
 def axis_permutations():

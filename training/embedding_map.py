@@ -1,67 +1,72 @@
 """Embedding maps: how far apart are source and target in an encoder's space?
 
-Each window's pooled vector (the backbone's (B, H) output: LIMU-BERT's mean over time steps,
-HARMamba's class token) for an equal, seeded sample of every dataset; a 2-D map of them
-(t-SNE, or UMAP where umap-learn is installed) coloured by dataset and by class; and numbers
-beside it, all from logistic regression on the standardised vectors:
+Each window's pooled vector (the encoder's (B, H) output: LIMU-BERT's mean over time steps,
+HARMamba's class token; the encoder normalises its raw input itself) for an equal, seeded
+sample of every dataset; a 2-D map of them (t-SNE, or UMAP where umap-learn is installed)
+coloured by dataset and by class; and numbers beside it, all from logistic regression on the
+standardised vectors:
   * domain separability: cross-validated accuracy of telling the datasets apart (chance 1/k,
     the samples being balanced): 1.0 = disjoint, chance = indistinguishable;
   * class accuracy: cross-validated accuracy of the class over all sampled windows;
   * probe transfer: a class probe trained on the first dataset, scored on each other one.
+The PNG and its JSON are written together; the JSON records the encoder (path relative to
+itself, and id) as every artifact does (training/artifacts.py).
 """
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from dataset.load import load_windows
+from common.errors import UserError
+from common.io import atomic_write_many, json_bytes
+from common.lock import hold
+from dataset.load import DEFAULT_VERSION, load_windows
+from models import spec as model_spec
 
-from .checkpoint import atomic_write, load_checkpoint, save_json
-from .errors import UserError
-from .finetune import build_encoder, check_compatible, normalized_windows
-from .loop import autocast
+from . import artifacts
+from .loop import batched_eval
 
 METHODS = ("tsne", "umap")
 
 
-def load_encoder(path=None, *, random_init=False, seed=None, model_args=None, device="cpu"):
-    """-> (encoder in eval mode, its model_args, a short description).
+def encoder_path(path):
+    """An encoder checkpoint: `path` itself, or best.pt in a run folder."""
+    path = Path(path)
+    return path / "best.pt" if path.is_dir() else path
 
-    path: an encoder checkpoint (best.pt) or its pretraining run folder. random_init: the same
-    architecture untrained ("before pretraining"); with a checkpoint, initialised from its
-    pretraining seed (unless `seed`), which pretrain.py seeds the encoder's construction with.
-    Without a checkpoint, `model_args` (backbone, cfg, feature_num, seq_len, norm) say what to build.
+
+def load_encoder(path=None, *, random_init=False, seed=None, spec=None, device="cpu"):
+    """-> (encoder in eval mode, its model spec, a short description, its checkpoint or None).
+
+    path: an encoder checkpoint (best.pt) or its pretraining run folder, loaded and checked as
+    every stage does. random_init: the same architecture untrained ("before pretraining"); with
+    a checkpoint, built under its pretraining seed (unless `seed`), exactly as pretraining builds
+    the encoder it then trains. Without a checkpoint, `spec` (models/spec.py) says what to build.
     """
+    ckpt = None
     if path is not None:
-        path = Path(path)
-        path = path / "best.pt" if path.is_dir() else path
-        ckpt = load_checkpoint(path, "encoder", map_location=device)
-        model_args = ckpt["model_args"]
+        path = encoder_path(path)
+        ckpt = artifacts.load_checkpoint(path, "encoder", map_location=device)
+        spec = ckpt["model_args"]
         if seed is None:
-            seed = ckpt.get("config", {}).get("train", {}).get("seed", 0)
-    elif not random_init:
-        raise UserError("no encoder: expected -f ENCODER (best.pt or its run folder), or "
+            seed = ckpt["config"].get("train", {}).get("seed", 0)
+    elif not random_init or spec is None:
+        raise UserError("no encoder: expected -f ENCODER (best.pt or its run folder) or -s RUN, or "
                         "--random-init for an untrained one")
     if not random_init:
-        return build_encoder(ckpt, device), model_args, f"{path} (epoch {ckpt.get('epoch')})"
-    from models import build_backbone
+        encoder = artifacts.build_model(ckpt, path, device).eval()
+        return encoder, spec, f"{path} (epoch {ckpt['epoch']})", ckpt
     seed = 0 if seed is None else seed
-    torch.manual_seed(seed)
-    a = model_args
-    encoder = build_backbone(a["backbone"], a["cfg"], a["feature_num"], a["seq_len"]).to(device).eval()
-    what = f"untrained {a['backbone']} encoder (seed {seed}" + (f", as {path} before pretraining)"
-                                                                 if path else ")")
-    return encoder, model_args, what
+    torch.manual_seed(seed)         # what run_pretraining does right before building its encoder
+    encoder = model_spec.build(spec, path or "--random-init").to(device).eval()
+    what = f"untrained {spec['backbone']} encoder (seed {seed}" + (f", as {path} before pretraining)"
+                                                                    if path else ")")
+    return encoder, spec, what, ckpt
 
 
-@torch.no_grad()
-def pooled(encoder, x, device, precision="fp32", batch_size=512):
-    """Pooled vectors (N, H) of normalised windows x, float64 numpy."""
-    out = []
-    for start in range(0, len(x), batch_size):
-        with autocast(device, precision):
-            out.append(encoder(x[start:start + batch_size])[1].float().cpu())
-    return torch.cat(out).double().numpy()
+def pooled(encoder, x, device, precision="fp32"):
+    """Pooled vectors (N, H) of raw windows x, float64 numpy."""
+    return batched_eval(lambda b: encoder(b)[1], x, device, precision).cpu().double().numpy()
 
 
 def balanced_sample(sizes, per_dataset, seed):
@@ -170,10 +175,13 @@ def summary_line(numbers):
     return line
 
 
-def embedding_map(datasets, out, *, encoder=None, random_init=False, backbone_args=None,
-                  version="20_120_4c", data_dir="dataset", per_dataset=1500, method="tsne",
+def embedding_map(datasets, out, *, encoder=None, random_init=False, spec_for=None,
+                  version=DEFAULT_VERSION, data_dir="dataset", per_dataset=1500, method="tsne",
                   folds=5, seed=0, init_seed=None, device="cpu", precision="fp32", say=print):
-    """Write OUT (.png) and OUT with .json; return the JSON's content."""
+    """Write OUT (.png) and OUT with .json together; return the JSON's content.
+
+    encoder: a checkpoint or run folder (see load_encoder); spec_for: Windows -> encoder spec,
+    for --random-init without one (training/cli.py encoder_spec with the flags)."""
     from tqdm import tqdm
     out = Path(out)
     if out.suffix.lower() != ".png":
@@ -186,19 +194,17 @@ def embedding_map(datasets, out, *, encoder=None, random_init=False, backbone_ar
         raise UserError(f"--per-dataset {per_dataset}, --folds {folds}: expected at least 2 folds "
                         "and 2 windows per fold")
     windows = [load_windows(name, version, data_dir) for name in datasets]
-    if backbone_args is not None:
-        backbone_args = {**backbone_args, "feature_num": windows[0].data.shape[2],
-                         "seq_len": windows[0].data.shape[1]}
-    model, model_args, described = load_encoder(encoder, random_init=random_init, seed=init_seed,
-                                                model_args=backbone_args, device=device)
+    spec = spec_for(windows[0]) if spec_for is not None and encoder is None else None
+    model, spec, described, ckpt = load_encoder(encoder, random_init=random_init, seed=init_seed,
+                                                spec=spec, device=device)
+    for w in windows:
+        model_spec.check_input(spec, w.data.shape[1], w.data.shape[2], f"{w.name}_{w.version}")
     class_names = list(dict.fromkeys(c for w in windows for c in w.class_names))
     picks = balanced_sample([len(w.data) for w in windows], per_dataset, seed)
     vectors, domain, classes = [], [], []
     for d, (w, pick) in enumerate(tqdm(list(zip(windows, picks)), desc="embedding", unit="dataset",
                                        disable=None)):
-        check_compatible(w, model_args, "encoder")
-        x = normalized_windows(w, device, model_args)[torch.as_tensor(pick, device=device)]
-        vectors.append(pooled(model, x, device, precision))
+        vectors.append(pooled(model, torch.as_tensor(w.data[pick], device=device), device, precision))
         domain.append(np.full(len(pick), d))
         classes.append(np.array([class_names.index(w.class_names[a]) for a in w.activity[pick]]))
     x, domain, classes = np.concatenate(vectors), np.concatenate(domain), np.concatenate(classes)
@@ -213,15 +219,19 @@ def embedding_map(datasets, out, *, encoder=None, random_init=False, backbone_ar
     title = (f"{', '.join(datasets)} ({version}) in {described}\n"
              f"domain classifier accuracy {d['accuracy']:.3f} ± {d['std']:.3f} "
              f"(chance {d['chance']:.3f}), {len(pick)} windows each")
-    atomic_write(out, lambda f: draw(points, domain, datasets, classes, class_names, title, f))
+    json_path = out.with_suffix(".json")
     result = {"datasets": list(datasets), "version": version, "encoder": described,
-              "encoder_path": str(encoder) if encoder else None, "random_init": bool(random_init),
-              "model_args": model_args, "windows_per_dataset": len(pick), "method": method,
-              "seed": seed, "class_names": class_names, **numbers}
-    save_json(result, out.with_suffix(".json"))
-    say(f"wrote {out} and {out.with_suffix('.json')}")
+              "random_init": bool(random_init), "model_args": spec,
+              "lineage": {"encoder": artifacts.ref(encoder_path(encoder), ckpt["id"], json_path.parent)
+                          if ckpt else None},
+              "windows_per_dataset": len(pick), "method": method, "seed": seed,
+              "class_names": class_names, **numbers}
+    with hold(out):
+        atomic_write_many({out: lambda f: draw(points, domain, datasets, classes, class_names, title, f),
+                           json_path: lambda f: f.write(json_bytes(result))})
+    say(f"wrote {out} and {json_path}")
     return result
 
 
-__all__ = ["load_encoder", "pooled", "balanced_sample", "cv_accuracy", "separability", "project",
+__all__ = ["encoder_path", "load_encoder", "pooled", "balanced_sample", "cv_accuracy", "separability", "project",
            "draw", "embedding_map", "summary_line"]
