@@ -164,7 +164,8 @@ def ours_run(work, data_dir, source, targets, seed, a, python):
            "seed": seed, "n_epochs": a.classifier_epochs, **a.classifier_set}
     (run / "pretrain.json").write_text(json.dumps(pre))
     (run / "classifier.json").write_text(json.dumps(clf))
-    common = ["-d", source, "--data-dir", str(data_dir), "-s", "cmp"]
+    names = ["-d", source, "-s", "cmp"]          # what names the artifacts (training/paths.py)
+    common = [*names, "--data-dir", str(data_dir)]
     extra = stage_flags(a.ours_args.split())
     log = run / "log.txt"
     print(f"ours{a.tag} {source} seed {seed} in {run}", flush=True)
@@ -182,14 +183,14 @@ def ours_run(work, data_dir, source, targets, seed, a, python):
                             ignore=shutil.ignore_patterns("classifier*", "supervised*", "last.pt", ".*lock"))
     run_logged([python, REPO / "classifier.py", *common, *extra["classifier"], "-t", "classifier.json",
                 "-lr", a.label_rate, "-am", a.augmentation], run, log)
-    clf = run / ask_path(run, "classifier", *common, *extra["classifier"], "-lr", a.label_rate)
+    clf = run / ask_path(run, "classifier", *names, "-lr", a.label_rate)
     src = json.loads((clf.parent / "source_test.json").read_text())["test"]
     result = {"code": "ours" + a.tag, "source": source, "seed": seed, "args": a.ours_args,
               "source_test_accuracy": src["accuracy"], "source_test_macro_f1": src["macro_f1"], "targets": {}}
     for t in targets:
-        args = [*common, *extra["cross_dataset_test"], "-td", t, "-lr", a.label_rate, "--results-dir", "results"]
-        run_logged([python, REPO / "cross_dataset_test.py", *args], run, log)
-        m = json.loads((run / ask_path(run, "result", *args)).read_text())["target_metrics"]
+        args = ["-td", t, "-lr", a.label_rate, "--results-dir", "results"]
+        run_logged([python, REPO / "cross_dataset_test.py", *common, *extra["cross_dataset_test"], *args], run, log)
+        m = json.loads((run / ask_path(run, "result", *names, *args)).read_text())["target_metrics"]
         result["targets"][t] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
     result["wall_seconds"] = round(time.time() - t0, 1)
     write_json(out, result)
