@@ -17,13 +17,16 @@ def parser():
     cli.add_classifier(p, "no pretraining: the --backbone encoder trained from scratch with a head on raw windows")
     cli.add_model(p)
     cli.add_labels(p)
+    cli.add_augmentation(p, "expansion of the labelled windows, where the training config asks for "
+                            "one (label_pool expanded, expand_labelled)")
     return p
 
 
 def inputs(args, windows, run_name, out, device):
-    """(x, model spec, encoder spec, split, lineage): what the classifier trains on. On
-    embeddings: the run's embedding file, verified to come from the run's encoder as it is now;
-    --supervised: the raw windows (the encoder normalises them), an encoder spec from the flags."""
+    """(x, model spec, encoder spec, split, lineage, encode): what the classifier trains on, and
+    how more raw windows become such inputs. On embeddings: the run's embedding file, verified to
+    come from the run's encoder as it is now; --supervised: the raw windows (the encoder
+    normalises them), an encoder spec from the flags."""
     import torch
 
     from models import spec as model_spec
@@ -33,7 +36,7 @@ def inputs(args, windows, run_name, out, device):
     if args.supervised:
         spec = model_spec.supervised_spec(cli.encoder_spec(args, windows), n_classes, args.head, cli.classifier_cfg())
         return (torch.as_tensor(windows.data, device=device), spec, spec["encoder"], None,
-                {"encoder": None, "embedding": None})
+                {"encoder": None, "embedding": None}, lambda raw, precision: raw)
     rerun = f"python embedding.py -d {args.dataset} -dv {args.dataset_version} -s {run_name}"
     enc_path = paths.pretrain_dir(run_name) / "best.pt"
     enc = artifacts.load_checkpoint(enc_path, "encoder")
@@ -47,7 +50,12 @@ def inputs(args, windows, run_name, out, device):
     x = torch.as_tensor(features, device=device)
     spec = model_spec.transformer_spec(x.shape[2], x.shape[1], n_classes, cli.classifier_cfg())
     lineage = {"encoder": artifacts.ref(enc_path, enc["id"], out), "embedding": artifacts.ref(npz, meta["id"], out)}
-    return x, spec, enc_spec, (t["seed"], t["train_rate"], t["val_rate"]), lineage   # the encoder's split
+
+    def encode(raw, precision):
+        from training.loop import embed
+        return embed(artifacts.build_model(enc, enc_path, device), raw, device, precision)
+
+    return x, spec, enc_spec, (t["seed"], t["train_rate"], t["val_rate"]), lineage, encode   # the encoder's split
 
 
 def main():
@@ -64,7 +72,10 @@ def main():
     from dataset.load import load_windows
     from models import spec as model_spec
     from training import artifacts, cli, paths
-    from training.classifier import classifier_splits, evaluate, train_classifier
+    import numpy as np
+
+    from dataset.load import split_indices
+    from training.classifier import classifier_splits, evaluate, labelled_windows, train_classifier
     from training.distributed import setup, teardown
     from training.history import History, summary_writer
     from training.loop import resolve_device, resolve_precision
@@ -89,13 +100,20 @@ def main():
         if world.main:
             ensure_dir(out)               # an unwritable place fails now, not after training
         windows = load_windows(args.dataset, args.dataset_version, args.data_dir, args.label_index)
-        x, spec, enc_spec, split, lineage = inputs(args, windows, run_name, out, device)
+        x, spec, enc_spec, split, lineage, encode = inputs(args, windows, run_name, out, device)
         split = split or (cfg.seed, cfg.train_rate, cfg.val_rate)
         torch.manual_seed(cfg.seed)
         model = model_spec.build(spec, "classifier model_args").to(device)
         y = torch.as_tensor(windows.activity, device=device)
         train_idx, val_idx, test_idx = classifier_splits(len(y), split, args.label_rate, cfg.seed, windows.name)
-        say(f"{windows.name}: {len(train_idx)} labelled training windows (rate {args.label_rate:g}), "
+        extra = labelled_windows(torch.as_tensor(windows.data, device=device), y, split_indices(len(y), *split)[0],
+                                 args.label_rate, cfg, args.augmentation, device)
+        if extra is not None:     # the expanded labelled set, appended as rows of x that only training sees
+            inputs_extra, labels = encode(extra[0], precision), extra[1]
+            train_idx = np.arange(len(y), len(y) + len(labels))
+            x, y = torch.cat([x, inputs_extra]), torch.cat([y, labels])
+        pool = cfg.label_pool + (f", each with its {args.augmentation} copies" if cfg.expand_labelled else "")
+        say(f"{windows.name}: {len(train_idx)} labelled training windows (rate {args.label_rate:g}, pool {pool}), "
             f"{len(val_idx)} validation, {len(test_idx)} test; {len(windows.class_names)} classes")
         history = History(out, tensorboard=args.tensorboard and world.main, live=False)
         state = train_classifier(model=model, x=x, y=y, train_idx=train_idx, val_idx=val_idx, cfg=cfg,
@@ -108,6 +126,7 @@ def main():
                         "backbone": enc_spec["backbone"], "model_version": enc_spec["version"],
                         "seed": cfg.seed, "label_rate": args.label_rate}
             resolved = {"stage": "classifier", "run": identity, "split": list(split), "train": asdict(cfg),
+                        "labelled_expansion": args.augmentation if extra is not None else None,
                         "model_args": spec, **lineage}
             source_test = {"source": args.dataset, "best_epoch": state.best_epoch + 1, "test": test}
             ckpt = {"kind": "classifier", "id": artifacts.new_id(), "model_args": spec, "state": model.state_dict(),

@@ -12,14 +12,12 @@ from common.cli import run
 
 def parser():
     from training import cli
-    from training.augment import AUGMENTATIONS
     p = cli.stage_parser("pretrain", __doc__.splitlines()[0])
     cli.add_training(p, "pretrain.json")
     cli.add_model(p)
     g = p.add_argument_group("pretraining")
     g.add_argument("-a", "--mask_cfg", default=str(cli.CONFIG_DIR / "mask.json"), help="masking config")
-    g.add_argument("-am", "--augument_method", dest="augmentation", default="channel_aug", choices=AUGMENTATIONS,
-                   help="training-set expansion (CrossHAR's flag, spelling included)")
+    cli.add_augmentation(g, "training-set expansion (CrossHAR's flag, spelling included)")
     g.add_argument("--fresh", action="store_true", help="discard an existing run of this name first")
     g.add_argument("--compile", action="store_true",
                    help="run the training step under torch.compile (pays off on long runs; see docs/performance.md)")

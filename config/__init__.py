@@ -42,9 +42,12 @@ class PretrainConfig(TrainConfig):
     n_epochs_cl: int = 800          # the last n_epochs_cl epochs add the contrastive loss
     lambda_recon: float = 6.0
     lambda_cl: float = 1.0
+    weak_view: str = "channel"      # the weak view's N(2, 1.1) factor per channel, or per time step ("step")
+    views: str = "batch"            # both contrastive views drawn per batch, or "once" per run
 
     def problems(self):
         yield from super().problems()
+        yield from _one_of(self, weak_view=("channel", "step"), views=("batch", "once"))
         if not 0 <= self.n_epochs_cl <= self.n_epochs:
             yield f"n_epochs_cl must be in 0..n_epochs ({self.n_epochs}), got {self.n_epochs_cl}"
         for key in ("lambda_recon", "lambda_cl"):
@@ -52,7 +55,19 @@ class PretrainConfig(TrainConfig):
                 yield f"{key} must be a finite number >= 0, got {getattr(self, key)}"
 
 
-ClassifierTrainConfig = TrainConfig
+@dataclass
+class ClassifierTrainConfig(TrainConfig):
+    # the labelled training windows: "windows" = the label rate's share of the distinct training
+    # windows; "expanded" = that share of the training windows expanded by -am (the published
+    # code's count: copies of more distinct windows, so more labels)
+    label_pool: str = "windows"
+    expand_labelled: bool = False   # also train on the -am expansion of every labelled window
+
+    def problems(self):
+        yield from super().problems()
+        yield from _one_of(self, label_pool=("windows", "expanded"))
+        if self.label_pool == "expanded" and self.expand_labelled:
+            yield "label_pool 'expanded' already samples expanded windows: set expand_labelled false"
 
 
 @dataclass
@@ -74,6 +89,12 @@ def _at_least(cfg, **minimum):
     for key, low in minimum.items():
         if getattr(cfg, key) < low:
             yield f"{key} must be >= {low}, got {getattr(cfg, key)}"
+
+
+def _one_of(cfg, **choices):
+    for key, allowed in choices.items():
+        if getattr(cfg, key) not in allowed:
+            yield f"{key} must be one of {', '.join(allowed)}, got {getattr(cfg, key)!r}"
 
 
 def _open_unit(cfg, *keys):

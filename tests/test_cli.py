@@ -32,7 +32,7 @@ def refused(capsys, script, *argv):
 @pytest.mark.parametrize("script, flags", [
     ("pretrain", [["-lr", "0.1"], ["-td", "uci"], ["-f", "x.pt"], ["-l", "0"], ["--supervised"]]),
     ("embedding", [["-t", "c.json"], ["-am", "none"], ["--norm", "limu"], ["-lr", "0.1"], ["--scan", "torch"]]),
-    ("classifier", [["-am", "none"], ["-a", "mask.json"], ["-td", "uci"], ["--fresh"], ["--compile"]]),
+    ("classifier", [["-a", "mask.json"], ["-td", "uci"], ["--fresh"], ["--compile"]]),
     ("cross_dataset_test", [["--norm", "limu"], ["--scan", "torch"], ["-am", "none"], ["-t", "c.json"]]),
 ])
 def test_each_stage_refuses_flags_it_does_not_use(capsys, script, flags):
@@ -85,4 +85,4 @@ def test_one_set_of_extra_flags_split_by_stage():
     argv = ["--backbone", "mamba", "--seed=3", "--compile", "-am", "jitter", "--norm", "limu", "-g", "0"]
     assert flags_for(parser("pretrain"), argv) == argv
     assert flags_for(parser("embedding"), argv) == ["--backbone", "mamba", "--seed=3", "-g", "0"]
-    assert flags_for(parser("classifier"), argv, skip=("--norm",)) == ["--backbone", "mamba", "--seed=3", "-g", "0"]
+    assert flags_for(parser("classifier"), argv, skip=("--norm",)) == ["--backbone", "mamba", "--seed=3", "-am", "jitter", "-g", "0"]

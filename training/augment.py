@@ -87,9 +87,15 @@ def expand_training_set(x, method, generator):
     return torch.cat(copies + [x])
 
 
-def weak_view(x, generator):
-    """CrossHAR's weak view: per-window, per-channel scaling by N(2, 1.1)."""
-    return x * (2.0 + 1.1 * _rand((x.size(0), 1, x.size(2)), generator, x.device, "normal"))
+def weak_view(x, generator, per="channel"):
+    """CrossHAR's weak view: scaling by N(2, 1.1) factors. "step" (the published code's
+    `scaling()`): one factor per window and time step, shared by the channels; "channel": one
+    per window and channel, which the per-channel instance normalisation then cancels but for
+    sign flips."""
+    if per not in ("step", "channel"):
+        raise ValueError(f"weak view per {per!r}; expected 'step' or 'channel'")
+    shape = (x.size(0), x.size(1), 1) if per == "step" else (x.size(0), 1, x.size(2))
+    return x * (2.0 + 1.1 * _rand(shape, generator, x.device, "normal"))
 
 
 def strong_view(x, generator):

@@ -69,6 +69,29 @@ def classifier_splits(n, split, label_rate, label_seed, name):
     return labelled_subset(train_idx, label_rate, label_seed), val_idx, test_idx
 
 
+def labelled_windows(data, y, train_idx, label_rate, cfg, augmentation, device):
+    """The raw labelled training windows and their labels when the classifier config expands
+    the labelled set, else None (the classifier trains on the labelled rows as they are). Only
+    training-split windows are expanded (`augmentation`, seeded by the classifier's seed), so
+    validation and test windows stay raw and unseen.
+      label_pool "expanded": the label rate's share of the expanded training windows (the
+        published code's count: copies of more distinct windows than that share of them);
+      expand_labelled: the label rate's share of the distinct windows, each with its copies."""
+    from .augment import expand_training_set
+    from .loop import make_generator
+    if cfg.label_pool == "windows" and not cfg.expand_labelled:
+        return None
+    idx = train_idx if cfg.label_pool == "expanded" else labelled_subset(train_idx, label_rate, cfg.seed)
+    x = expand_training_set(data[torch.as_tensor(idx, device=device)], augmentation,
+                            make_generator(device, cfg.seed + 2))
+    labels = y[torch.as_tensor(np.tile(idx, len(x) // len(idx)), device=device)]
+    if cfg.label_pool == "windows":
+        return x, labels
+    rows = torch.as_tensor(np.random.default_rng(cfg.seed + 1).permutation(len(x))[:max(1, int(len(x) * label_rate))],
+                           device=device)
+    return x[rows], labels[rows]
+
+
 def evaluate(model, x, y_true, n_classes, device, precision):
     pred = predict(model, x, device, precision).argmax(1).cpu().numpy()
     return classification_metrics(np.asarray(y_true), pred, n_classes)

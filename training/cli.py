@@ -60,6 +60,13 @@ def add_classifier(p, supervised_help):
     return paths.add_classifier(p, model_spec.HEADS, supervised_help)
 
 
+def add_augmentation(p, help):
+    """-am: CrossHAR's training-set expansion (the flag keeps the original's spelling)."""
+    from .augment import AUGMENTATIONS
+    p.add_argument("-am", "--augument_method", dest="augmentation", default="channel_aug",
+                   choices=AUGMENTATIONS, help=help)
+
+
 def add_labels(p):
     p.add_argument("-l", "--label_index", type=int, default=None,
                    help="label column to classify (default: the dataset's activity column)")

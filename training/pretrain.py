@@ -52,16 +52,23 @@ class PretrainModel(nn.Module):
         return recon, cl
 
 
-def make_views(x, mask_cfg, generator, normalize):
-    """Raw windows -> the weak and the strong view, normalised (the encoder's normalize), then masked."""
-    return [mask_batch(normalize(view(x, generator)), mask_cfg, generator)
-            for view in (augment.weak_view, augment.strong_view)]
+def draw_views(x, generator, normalize, weak_per="channel"):
+    """Raw windows -> the weak and the strong view, normalised (the encoder's normalize)."""
+    return [normalize(augment.weak_view(x, generator, weak_per)), normalize(augment.strong_view(x, generator))]
 
 
-def train_step(model, opt, x, mask_cfg, train_cfg, generator, with_cl, device, precision, normalize):
-    """One optimisation step on raw windows x: views, masking, losses, backward, Adam."""
+def make_views(x, mask_cfg, generator, normalize, weak_per="channel", views=None):
+    """Raw windows -> both views (or x's pre-drawn `views`), then masked."""
+    views = draw_views(x, generator, normalize, weak_per) if views is None else views
+    return [mask_batch(v, mask_cfg, generator) for v in views]
+
+
+def train_step(model, opt, x, mask_cfg, train_cfg, generator, with_cl, device, precision, normalize,
+               views=None):
+    """One optimisation step on raw windows x (or their pre-drawn views): views, masking,
+    losses, backward, Adam."""
     with autocast(device, precision):
-        recon, cl = model(make_views(x, mask_cfg, generator, normalize), with_cl)
+        recon, cl = model(make_views(x, mask_cfg, generator, normalize, train_cfg.weak_view, views), with_cl)
         loss = train_cfg.lambda_recon * recon + train_cfg.lambda_cl * cl if with_cl else recon
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -104,7 +111,11 @@ def run_pretraining(*, windows, spec, head_cfg, train_cfg: PretrainConfig, mask_
     model = PretrainModel(spec, head_cfg).to(device)
     normalize = model.encoder.normalize
     val_views = make_views(data[torch.as_tensor(val_idx, device=device)], mask_cfg,
-                           make_generator(device, train_cfg.seed + 1), normalize)
+                           make_generator(device, train_cfg.seed + 1), normalize, train_cfg.weak_view)
+    # views "once" (the published code): one weak and one strong view per training window for
+    # the whole run, masks still drawn per batch; "batch": both views drawn afresh per batch
+    fixed_views = (draw_views(x_train, make_generator(device, train_cfg.seed + 2), normalize, train_cfg.weak_view)
+                   if train_cfg.views == "once" else None)
     opt = torch.optim.Adam(model.parameters(), lr=train_cfg.lr)
     phase2_start = train_cfg.n_epochs - train_cfg.n_epochs_cl
     state = FitState()
@@ -132,8 +143,9 @@ def run_pretraining(*, windows, spec, head_cfg, train_cfg: PretrainConfig, mask_
 
     def step(idx, epoch, gen):
         model.train()
+        views = None if fixed_views is None else [v[idx] for v in fixed_views]
         return train_step(train_module, opt, x_train[idx], mask_cfg, train_cfg, gen, epoch >= phase2_start,
-                          device, precision, normalize)
+                          device, precision, normalize, views)
 
     @torch.no_grad()
     def validate(epoch):
