@@ -1,6 +1,6 @@
 """The fused C++ CPU kernels (models/ops/mamba_cpu.*): the scan and the conv against the float64
-references (outputs and every gradient), their options and layouts, the dispatch, and the
-build: fallback without a compiler, two processes building at once.
+references (outputs and every gradient), their options and layouts, the fused mixers in the
+model, the dispatch, and the build: fallback without a compiler, two processes building at once.
 Skipped, with the reason, where the kernel cannot be built."""
 import itertools
 import os
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.mamba import build_mamba
+from models.mamba import Mamba, build_mamba
 from models.ops import mamba_cpu
 from models.ops import selective_scan as ss
 from tests.test_selective_scan import OPTIONS, make_inputs, run
@@ -165,6 +165,38 @@ def test_conv_matches_ref(width, activation, reverse, layout):
         assert_near(a, c)
 
 
+# ---- the mixers in the model ----------------------------------------------------------------
+
+def _set_scan(model, scan):
+    for m in model.modules():
+        if isinstance(m, Mamba):
+            m.scan = scan
+
+
+def test_encoder_on_kernels_matches_torch_scan():
+    """The fused path (one in_proj / out_proj matmul for both directions, conv and scan
+    backwards in time without flips, dt_proj in the scan) is the same function."""
+    torch.manual_seed(0)
+    model = build_mamba({"depth": 2, "d_model": 32, "hidden": 24, "drop_path": 0.0}, 6, 120).double()
+    x = torch.randn(3, 120, 6, dtype=torch.float64)
+    results = {}
+    for scan in ("torch", "kernel"):
+        _set_scan(model, scan)
+        model.zero_grad()
+        feats, pooled = model(x)
+        (feats.square().mean() + pooled.square().mean()).backward()
+        results[scan] = [feats, pooled] + [p.grad.clone() for p in model.parameters()]
+    for got, want in zip(results["kernel"], results["torch"]):
+        assert_near(got, want, rel=2e-5)
+
+
+def test_single_mixer_reverse_is_the_flipped_mixer():
+    torch.manual_seed(0)
+    m = Mamba(16, scan="kernel")
+    x = torch.randn(2, 11, 16)
+    torch.testing.assert_close(m(x, reverse=True), m(x.flip(1)).flip(1), rtol=1e-6, atol=1e-6)
+
+
 # ---- dispatch and build -----------------------------------------------------------------------
 
 def test_auto_picks_the_kernel_for_float32_and_torch_for_float64(monkeypatch):
@@ -206,6 +238,10 @@ def test_no_compiler_falls_back_in_a_fresh_process(tmp_path):
             ss.selective_scan(u, u.abs(), -torch.ones(3, 4), B, B, impl="kernel")
         except RuntimeError as e:
             print(e)
+        try:
+            build_mamba({"depth": 1, "scan": "kernel"}, 6, 120)
+        except ValueError as e:
+            print(e)
     """
     proc = _python(code, {"CXX": "/nonexistent", "CROSSHAR_KERNEL_CACHE": str(tmp_path / "cache")})
     out, err = proc.communicate(timeout=300)
@@ -213,7 +249,9 @@ def test_no_compiler_falls_back_in_a_fresh_process(tmp_path):
     assert err.strip().splitlines() == ["selective scan: using the PyTorch scan, the C++ kernel is unavailable: "
                                         "the C++ compiler CXX='/nonexistent' was not found"]
     why = "the C++ compiler CXX='/nonexistent' was not found"
-    assert out.strip().splitlines() == [f"impl='kernel': the C++ selective-scan kernel cannot run: {why}"]
+    assert out.strip().splitlines() == [
+        f"impl='kernel': the C++ selective-scan kernel cannot run: {why}",
+        f"mamba: scan='kernel' needs the C++ CPU kernel, which cannot run here: {why}; use scan 'auto' or 'torch'"]
 
 
 @pytest.mark.slow

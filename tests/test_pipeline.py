@@ -34,6 +34,9 @@ def workdir(tmp_path, prepared_real):
 def test_four_stages_uci_to_usc_had(workdir, backbone):
     wd, data = workdir
     common = ["-d", "uci", "--backbone", backbone, *data]
+    if backbone == "mamba":       # on the C++ CPU kernels where they build (else the torch scan)
+        from models.ops import mamba_cpu
+        common += ["--scan", "kernel" if mamba_cpu.load()[0] is not None else "torch"]
     stage("pretrain.py", *common, "-t", "pt.json", "-am", "none", cwd=wd)
     run = f"{backbone}_uci_20_120_4c_v1_s7"
     pre = wd / "saved" / f"pretrain_{run}"

@@ -78,7 +78,7 @@ def build_parser(stage, description):
     p.add_argument("--norm", default="instance", choices=NORMS,
                    help="encoder input normalisation (pretrain.py, classifier.py --supervised): instance "
                         "(CrossHAR; drops device orientation) or limu (acc / 9.8; keeps it)")
-    p.add_argument("--scan", default=None, choices=("auto", "ref", "torch", "cuda"),
+    p.add_argument("--scan", default=None, choices=("auto", "ref", "torch", "kernel", "cuda"),
                    help="mamba backbone: selective-scan implementation (default: config's)")
     if stage in ("classifier", "cross_dataset_test"):
         p.add_argument("--supervised", action="store_true",
