@@ -199,15 +199,21 @@ __attribute__((always_inline)) inline void transpose16(vf* r) {
 // loads from reading data that scalar stores have just written (a store-forwarding stall).
 inline int padded(int L) { return (L + W - 1) / W * W; }
 
+// 16 contiguous elements to or from floats (vector loads and stores, no aliasing to fear)
+inline void load16(const float* __restrict src, float* __restrict dst) { std::memcpy(dst, src, W * sizeof(float)); }
+inline void load16(const uint16_t* __restrict src, float* __restrict dst) {
+  for (int j = 0; j < W; ++j) dst[j] = ld_(src + j);
+}
+inline void store16(const float* __restrict src, float* __restrict dst) { std::memcpy(dst, src, W * sizeof(float)); }
+inline void store16(const float* __restrict src, uint16_t* __restrict dst) {
+  for (int j = 0; j < W; ++j) st(dst + j, src[j]);
+}
+
 template <class T>
 void gather(const Ten& x, int64_t b, int64_t c0, int nc, int L, bool rev, float* dst, float* rows, int ld = W) {
   const T* base = (const T*)x.p + b * x.sb + c0 * x.sx;
   if (x.sx == 1 && nc == W) {
-    for (int t = 0; t < L; ++t) {
-      const T* src = base + (rev ? L - 1 - t : t) * x.st;
-      float* d = dst + t * ld;
-      for (int j = 0; j < W; ++j) d[j] = ld_(src + j);
-    }
+    for (int t = 0; t < L; ++t) load16(base + (rev ? L - 1 - t : t) * x.st, dst + t * ld);
   } else if (x.st == 1) {
     const int Lp = padded(L);
     for (int j = 0; j < W; ++j) {
@@ -237,11 +243,7 @@ template <class T>
 void scatter(const Ten& x, int64_t b, int64_t c0, int nc, int L, bool rev, const float* src, float* rows) {
   T* base = (T*)x.p + b * x.sb + c0 * x.sx;
   if (x.sx == 1 && nc == W) {
-    for (int t = 0; t < L; ++t) {
-      T* d = base + (rev ? L - 1 - t : t) * x.st;
-      const float* s = src + t * W;
-      for (int j = 0; j < W; ++j) st(d + j, s[j]);
-    }
+    for (int t = 0; t < L; ++t) store16(src + t * W, base + (rev ? L - 1 - t : t) * x.st);
   } else if (x.st == 1) {
     const int Lp = padded(L);
     for (int t0 = 0; t0 < L; t0 += W) {
@@ -281,6 +283,32 @@ void prefetch(const Ten& x, int64_t b, int64_t c0, int nc, int L) {
     }
   }
 }
+
+// The next block's memory, asked for one step at a time while the current block computes
+// (a few prefetches per step rather than a burst that would overflow the miss buffers). Layouts
+// whose block is not one row per step, nor one contiguous piece, are prefetched at once.
+template <class T>
+struct Ahead {
+  const char* base = nullptr;
+  int64_t stride = 0, tail = 0;
+  void init(const Ten& x, int64_t b, int64_t c0, int nc, int L) {
+    base = nullptr;
+    if (!x.p) return;
+    const char* p = (const char*)((const T*)x.p + b * x.sb + c0 * x.sx);
+    if (x.sx == 1) {                          // step t: one row of nc channels
+      base = p, stride = x.st * sizeof(T), tail = (nc - 1) * sizeof(T);
+    } else if (x.st == 1 && x.sx == L) {      // the block is nc * L contiguous elements
+      base = p, stride = W * sizeof(T), tail = 0;
+    } else {
+      prefetch<T>(x, b, c0, nc, L);
+    }
+  }
+  void step(int t) const {
+    if (!base) return;
+    __builtin_prefetch(base + t * stride);
+    if (tail) __builtin_prefetch(base + t * stride + tail);
+  }
+};
 
 // B or C of batch element b as rows dst[t * NS + n] (zeros for n >= N): blocks of W states.
 template <class T>
@@ -450,16 +478,19 @@ struct Scan {
   static void forward_item(const ScanArgs& a, int64_t item, Work& w) {
     const int64_t nblocks = (a.dim + W - 1) / W, b = item / nblocks, c0 = (item % nblocks) * W;
     const int nc = int(std::min<int64_t>(W, a.dim - c0)), L = int(a.len);
+    Ahead<T> ahead[3];
     if (item + 1 < a.batch * nblocks) {
       const int64_t b1 = (item + 1) / nblocks, c1 = ((item + 1) % nblocks) * W;
       const int nc1 = int(std::min<int64_t>(W, a.dim - c1));
-      for (const Ten* x : {&a.u, &a.delta, &a.z}) prefetch<T>(*x, b1, c1, nc1, L);
+      ahead[0].init(a.u, b1, c1, nc1, L), ahead[1].init(a.z, b1, c1, nc1, L);
+      if (!a.delta_weight) ahead[2].init(a.delta, b1, c1, nc1, L);
     }
     load_block<T>(a, b, c0, nc, w, false);
     vf A[NS], A2[NS], h[NS];
     load_A(a, c0, nc, A, A2);
     for (int n = 0; n < NS; ++n) h[n] = vf{};
     for (int t = 0; t < L; ++t) {
+      for (const auto& p : ahead) p.step(t);
       const vf dt = w.dt[t], dtu = w.dtu[t];
       const float *Bn = &w.Bt[t * NS], *Cn = &w.Ct[t * NS];
       vf acc[2] = {};
@@ -492,12 +523,14 @@ struct Scan {
     const int R = int(a.rank), RS = padded(R);
     for (int64_t c0 = 0; c0 < a.dim; c0 += W) {
       const int nc = int(std::min<int64_t>(W, a.dim - c0));
+      // the next block of this thread is most likely the next one of b (or b + 1's first)
       const int64_t b1 = c0 + W < a.dim ? b : b + 1, c1 = c0 + W < a.dim ? c0 + W : 0;
+      Ahead<T> ahead[4];
       if (b1 < a.batch) {
         const int nc1 = int(std::min<int64_t>(W, a.dim - c1));
-        for (const Ten* x : {&a.u, &a.delta, &a.z, &a.dout}) prefetch<T>(*x, b1, c1, nc1, L);
-        if (b1 != b)
-          for (const Ten* x : {&a.B, &a.C}) prefetch<T>(*x, b1, 0, int(a.nstate), L);
+        ahead[0].init(a.u, b1, c1, nc1, L), ahead[1].init(a.z, b1, c1, nc1, L);
+        ahead[2].init(a.dout, b1, c1, nc1, L);
+        if (!a.delta_weight) ahead[3].init(a.delta, b1, c1, nc1, L);
       }
       load_block<T>(a, b, c0, nc, w, true);
       gather<T>(a.dout, b, c0, nc, L, a.reverse, fl(w.dout), w.rows.data());
@@ -508,6 +541,7 @@ struct Scan {
       // forward again, keeping states and decays; y (for dz) and dC on the way
       for (int n = 0; n < NS; ++n) h[n] = vf{};
       for (int t = 0; t < L; ++t) {
+        for (const auto& p : ahead) p.step(t);
         const vf dt = w.dt[t], dtu = w.dtu[t], dy = w.dy[t];
         const float *Bn = &w.Bt[t * NS], *Cn = &w.Ct[t * NS];
         vf* hs = &w.h[t * NS];

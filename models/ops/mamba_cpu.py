@@ -362,8 +362,9 @@ class MixersFn(torch.autograd.Function):
             conv_forward(xk[..., :d_inner].transpose(1, 2), p["conv_w"], p["conv_b"], True, reverse, u.transpose(1, 2))
             x_dbl = (u.view(-1, d_inner) @ x_w.detach().to(io).t()).view(batch, L, -1)
             dt, B, C = _split_x_dbl(x_dbl, dt_w.shape[1], A_log.shape[1])
-            scan_forward(u.transpose(1, 2), dt, p["A"], B, C, p["D"], xk[..., d_inner:].transpose(1, 2), p["dt_b"],
-                         p["dt_w"], True, reverse, y[..., d_inner * k:d_inner * (k + 1)].transpose(1, 2))
+            with torch.profiler.record_function("selective_scan"):        # the scan's share in profiles
+                scan_forward(u.transpose(1, 2), dt, p["A"], B, C, p["D"], xk[..., d_inner:].transpose(1, 2),
+                             p["dt_b"], p["dt_w"], True, reverse, y[..., d_inner * k:d_inner * (k + 1)].transpose(1, 2))
             saved += [u, x_dbl]
             f32.append(p)
         ctx.save_for_backward(xz, *saved, *params)
@@ -390,10 +391,11 @@ class MixersFn(torch.autograd.Function):
             du = torch.empty(batch, L, d_inner, dtype=io)
             dx_dbl = torch.empty_like(x_dbl)
             (dt, B, C), (ddt, dB, dC) = (_split_x_dbl(t, dt_w.shape[1], A_log.shape[1]) for t in (x_dbl, dx_dbl))
-            scan_backward(u.transpose(1, 2), dt, p["A"], B, C, p["D"], xk[..., d_inner:].transpose(1, 2), p["dt_b"],
-                          p["dt_w"], True, reverse, dy[..., d_inner * k:d_inner * (k + 1)].transpose(1, 2), None,
-                          du.transpose(1, 2), ddt, dxk[..., d_inner:].transpose(1, 2), dB, dC,
-                          g["A"], g["D"], g["dt_b"], g["dt_w"])
+            with torch.profiler.record_function("selective_scan_backward"):
+                scan_backward(u.transpose(1, 2), dt, p["A"], B, C, p["D"], xk[..., d_inner:].transpose(1, 2),
+                              p["dt_b"], p["dt_w"], True, reverse, dy[..., d_inner * k:d_inner * (k + 1)].transpose(1, 2),
+                              None, du.transpose(1, 2), ddt, dxk[..., d_inner:].transpose(1, 2), dB, dC,
+                              g["A"], g["D"], g["dt_b"], g["dt_w"])
             flat = dx_dbl.view(-1, dx_dbl.shape[-1])                 # x_proj
             dx_w = flat.t() @ u.view(-1, d_inner)
             du.view(-1, d_inner).addmm_(flat, x_w.detach().to(io))
