@@ -156,9 +156,11 @@ class HARMamba(nn.Module):
         if (T, C) != (self.seq_len, self.feature_num):
             raise ValueError(f"mamba: built for (T, C) = ({self.seq_len}, {self.feature_num}), "
                              f"got {tuple(x.shape[1:])}")
-        patches = x.transpose(1, 2).unfold(-1, self.patch_size, self.stride)     # (B, C, N_p, P)
-        tok = self.patch_embed(patches) + self.channel_embed[:, None] + self.patch_pos
-        tok = tok.transpose(1, 2).reshape(batch, self.n_patches * C, -1)        # time-major tokens
+        # patches cut along time are (B, N_p, C, P): already time-major, so the embedding's
+        # output reshapes to the token sequence without a copy
+        patches = x.unfold(1, self.patch_size, self.stride)
+        tok = self.patch_embed(patches) + (self.patch_pos[:, None] + self.channel_embed)
+        tok = tok.reshape(batch, self.n_patches * C, -1)
         mid = self.cls_index
         seq = torch.cat([tok[:, :mid], self.cls_token.expand(batch, 1, -1), tok[:, mid:]], dim=1)
         for block in self.blocks:
