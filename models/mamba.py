@@ -87,7 +87,7 @@ def drop_path(x, p, training):
     if p == 0.0 or not training:
         return x
     keep = x.new_empty(x.shape[0], *(1,) * (x.ndim - 1)).bernoulli_(1.0 - p)
-    return x * keep / (1.0 - p)
+    return x * keep.div_(1.0 - p)              # scale the (B, 1, 1) mask, not x: one pass over x
 
 
 class BiMambaBlock(nn.Module):

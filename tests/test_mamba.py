@@ -159,3 +159,14 @@ def test_tokens_are_time_major_channel_patches():
         want = model.patch_embed(patch) + model.channel_embed[c] + model.patch_pos[p]
         torch.testing.assert_close(tokens[:, p * 6 + c], want)
     torch.testing.assert_close(seq[:, mid], model.cls_token.expand(2, -1))
+
+
+def test_drop_path_zeroes_or_rescales_whole_samples():
+    from models.mamba import drop_path
+    torch.manual_seed(0)
+    x = torch.randn(64, 5, 3)
+    y = drop_path(x, 0.25, training=True)
+    kept = (y != 0).flatten(1).all(1)
+    assert 0 < kept.sum() < 64 and (y[~kept] == 0).all()
+    torch.testing.assert_close(y[kept], x[kept] / 0.75)
+    assert drop_path(x, 0.25, training=False) is x
