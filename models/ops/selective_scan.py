@@ -200,8 +200,11 @@ def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
 
 
 # ---------------------------------------------------------------------------------------------
-# The fused C++ CPU kernel (models/ops/mamba_cpu.py builds and loads it).
+# The fused C++ CPU kernel (models/ops/mamba_cpu.py builds and loads it). Under torch.compile
+# these run eagerly: a ctypes call (or the build behind it) is nothing a graph can hold.
+_eager = torch.compiler.disable
 
+@_eager
 def kernel_unavailable_reason(x=None, d_state=None, rank=None, width=None):
     """None if the C++ kernels can run here (on tensor x, for these sizes: d_state, the rank of
     a low-rank delta, the conv width), else why not (one line)."""
@@ -218,6 +221,7 @@ def kernel_unavailable_reason(x=None, d_state=None, rank=None, width=None):
     return None
 
 
+@_eager
 def selective_scan_kernel(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                           return_last_state=False, reverse=False, delta_weight=None):
     """The C++ CPU kernel; same arguments and results as selective_scan_ref, computed in float32.
@@ -330,6 +334,7 @@ def causal_conv1d_ref(x, weight, bias=None, activation="silu"):
     return F.silu(y) if activation else y
 
 
+@_eager
 def causal_conv1d_kernel(x, weight, bias=None, activation="silu", reverse=False):
     """causal_conv1d_ref on the C++ CPU kernel (float32 compute); reverse=True convolves the
     time-flipped input and flips the result back (the conv then looks ahead)."""
@@ -343,6 +348,7 @@ def causal_conv1d_kernel(x, weight, bias=None, activation="silu", reverse=False)
         return KernelConvFn.apply(x, weight, bias, activation is not None, reverse)
 
 
+@_eager
 def mamba_mixers_kernel(xz, mixers, reverses):
     """Mamba mixers (with kernel_sizes() and mixer_params()) from in_proj's output to out_proj's
     input on the C++ kernels: xz (batch, L, 2 d_inner * len(mixers)) -> (batch, L, d_inner *
