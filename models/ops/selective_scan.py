@@ -200,9 +200,19 @@ def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
 
 
 # ---------------------------------------------------------------------------------------------
-# The fused C++ CPU kernel (models/ops/mamba_cpu.py builds and loads it). Under torch.compile
-# these run eagerly: a ctypes call (or the build behind it) is nothing a graph can hold.
-_eager = torch.compiler.disable
+# The fused C++ CPU kernel (models/ops/mamba_cpu.py builds and loads it).
+
+def _eager(fn):
+    """Under torch.compile, run fn outside the graph (a ctypes call, or the build behind it, is
+    nothing a graph can hold); torch._dynamo is imported only then, not with this module."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        if torch.compiler.is_compiling():
+            import torch._dynamo as dynamo
+            return dynamo.disable(fn)(*args, **kwargs)
+        return fn(*args, **kwargs)
+    return run
+
 
 @_eager
 def kernel_unavailable_reason(x=None, d_state=None, rank=None, width=None):
