@@ -700,15 +700,30 @@ struct Conv {
     }
   }
 
+  // the next item's rows of x (and dout), asked for while this item computes
+  template <class T>
+  static void ahead(const ConvArgs& a, int64_t item, bool backward, Ahead<T>* out) {
+    const int64_t nblocks = (a.dim + W - 1) / W;
+    if (++item >= a.batch * nblocks) return;
+    const int64_t b = item / nblocks, c0 = (item % nblocks) * W;
+    const int nc = int(std::min<int64_t>(W, a.dim - c0));
+    out[0].init(a.x, b, c0, nc, int(a.len));
+    if (backward) out[1].init(a.dout, b, c0, nc, int(a.len));
+  }
+
   template <class T>
   static void forward_item(const ConvArgs& a, int64_t item, ConvWork& w) {
     const int64_t nblocks = (a.dim + W - 1) / W, b = item / nblocks, c0 = (item % nblocks) * W;
     const int nc = int(std::min<int64_t>(W, a.dim - c0)), L = int(a.len);
+    Ahead<T> next[1];
+    ahead<T>(a, item, false, next);
     gather<T>(a.x, b, c0, nc, L, a.reverse, fl(w.x), w.rows.data());
     vf wk[MAX_WIDTH] = {};
     preact(a, c0, nc, w, wk);
-    if (a.silu)
-      for (int t = 0; t < L; ++t) w.pre[t] *= sigmoid(w.pre[t]);
+    for (int t = 0; t < L; ++t) {
+      next[0].step(t);
+      if (a.silu) w.pre[t] *= sigmoid(w.pre[t]);
+    }
     scatter<T>(a.out, b, c0, nc, L, a.reverse, fl(w.pre), w.rows.data());
   }
 
@@ -716,11 +731,14 @@ struct Conv {
   static void backward_item(const ConvArgs& a, int64_t item, ConvWork& w) {
     const int64_t nblocks = (a.dim + W - 1) / W, b = item / nblocks, c0 = (item % nblocks) * W;
     const int nc = int(std::min<int64_t>(W, a.dim - c0)), L = int(a.len), K = int(a.width);
+    Ahead<T> next[2];
+    ahead<T>(a, item, true, next);
     gather<T>(a.x, b, c0, nc, L, a.reverse, fl(w.x), w.rows.data());
     gather<T>(a.dout, b, c0, nc, L, a.reverse, fl(w.g), w.rows.data());
     vf wk[MAX_WIDTH] = {}, dwk[MAX_WIDTH] = {}, db = {};
     preact(a, c0, nc, w, wk);
     for (int t = 0; t < L; ++t) {               // g: the gradient of the pre-activation
+      next[0].step(t), next[1].step(t);
       if (a.silu) {
         const vf p = w.pre[t], sp = sigmoid(p);
         w.g[t] *= sp * (1.f + p * (1.f - sp));
