@@ -302,7 +302,8 @@ def interleaved_steps(precisions, repeats, setups):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--backbones", nargs="+", default=["limu", "mamba"])
+    p.add_argument("--backbones", nargs="*", default=["limu", "mamba"],
+                   help="backbones measured each in its own process (none: only the scan rows and --interleave)")
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--classifier-epochs", type=int, default=100,
@@ -367,7 +368,9 @@ def main():
                 rows.append(r)
     head = ("backbone", "precision", "windows/s", "MFLOP/win", "GFLOP/s", "% peak", "% peak, ref.",
             "scan %", "classifier s", "latency ms", "peak MiB")
-    print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    if rows:
+        print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+
     def fmt(r, key, spec, scale=1.0):
         return format(scale * r[key], spec) if r.get(key) is not None else "-"
 
@@ -380,7 +383,7 @@ def main():
     for r in rows:
         if "compile_s" in r:
             print(f"({r['backbone']} {r['label']}: first step incl. compilation {r['compile_s']:.0f} s)")
-    if args.classifier_epochs != 100:
+    if rows and args.classifier_epochs != 100:
         print(f"(classifier stage: {args.classifier_epochs} epochs timed, scaled to 100)")
     scans = scan_timings(args.repeats, device)
     print(f"\nselective scan fwd+bwd, B {SCAN_SHAPE['batch']}, D {SCAN_SHAPE['d_inner']}, N {SCAN_SHAPE['d_state']}, "
