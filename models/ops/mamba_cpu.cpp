@@ -379,10 +379,18 @@ struct Work {                 // per-thread buffers
 
 inline float* fl(std::vector<vf>& v) { return reinterpret_cast<float*>(v.data()); }
 
+// Below this much work (in floats touched per state or channel step: about 0.3 ms) a call runs
+// on the calling thread: waking a second thread costs more than it saves, and on a busy
+// machine a parallel region can wait a whole time slice for a thread that is not running
+// (measured: mamba_v1 at batch 1 on 2 threads, 3 s per forward instead of 38 ms).
+constexpr int64_t MIN_PARALLEL_WORK = int64_t(1) << 20;
+
 // Run item(i, work) for i in [0, n) on nthreads threads (this one included), items taken in
 // order from a shared counter; returns the per-thread work buffers for the reductions.
+// work_per_item: the size of one item, for the threshold above.
 template <class MakeWork, class Item>
-auto run_items(int64_t n, int nthreads, MakeWork make, Item item) {
+auto run_items(int64_t n, int64_t work_per_item, int nthreads, MakeWork make, Item item) {
+  if (n * work_per_item < MIN_PARALLEL_WORK) nthreads = 1;
   nthreads = int(std::max<int64_t>(1, std::min<int64_t>(nthreads, n)));
   std::vector<decltype(make())> works;
   works.reserve(nthreads);
@@ -650,7 +658,7 @@ struct Scan {
   template <class T>
   static void forward(const ScanArgs& a) {
     const int64_t items = a.batch * ((a.dim + W - 1) / W);
-    run_items(items, a.nthreads, [&] { return Work(a, NS, false); },
+    run_items(items, a.len * NS * W, a.nthreads, [&] { return Work(a, NS, false); },
               [&](int64_t i, Work& w) { forward_item<T>(a, i, w); });
   }
 
@@ -658,7 +666,7 @@ struct Scan {
   static void backward(const ScanArgs& a) {
     int order[W];
     reduction_order(order);
-    auto works = run_items(a.batch, a.nthreads, [&] { return Work(a, NS, true); },
+    auto works = run_items(a.batch, a.dim * a.len * NS, a.nthreads, [&] { return Work(a, NS, true); },
                            [&](int64_t b, Work& w) { backward_item<T>(a, b, w, order); });
     for (const Work& w : works) {
       for (int64_t i = 0; i < a.dim * a.nstate; ++i) a.dA[i] += w.dA[i];
@@ -763,13 +771,14 @@ struct Conv {
 
   template <class T>
   static void forward(const ConvArgs& a) {
-    run_items(a.batch * ((a.dim + W - 1) / W), a.nthreads, [&] { return ConvWork(a, false); },
+    run_items(a.batch * ((a.dim + W - 1) / W), a.len * W * a.width, a.nthreads, [&] { return ConvWork(a, false); },
               [&](int64_t i, ConvWork& w) { forward_item<T>(a, i, w); });
   }
 
   template <class T>
   static void backward(const ConvArgs& a) {
-    auto works = run_items(a.batch * ((a.dim + W - 1) / W), a.nthreads, [&] { return ConvWork(a, true); },
+    auto works = run_items(a.batch * ((a.dim + W - 1) / W), a.len * W * a.width, a.nthreads,
+                           [&] { return ConvWork(a, true); },
                            [&](int64_t i, ConvWork& w) { backward_item<T>(a, i, w); });
     for (const ConvWork& w : works) {
       for (int64_t i = 0; i < a.dim * a.width; ++i) a.dweight[i] += w.dw[i];
