@@ -379,10 +379,9 @@ struct Work {                 // per-thread buffers
 
 inline float* fl(std::vector<vf>& v) { return reinterpret_cast<float*>(v.data()); }
 
-// Below this much work (in floats touched per state or channel step: about 0.3 ms) a call runs
-// on the calling thread: waking a second thread costs more than it saves, and on a busy
-// machine a parallel region can wait a whole time slice for a thread that is not running
-// (measured: mamba_v1 at batch 1 on 2 threads, 3 s per forward instead of 38 ms).
+// Below this much work (state or channel-tap updates: about 0.3 ms) a call runs on the calling
+// thread: waking a second thread costs more than it saves, and on a busy machine a parallel
+// region can wait a whole time slice for a thread that is not running (batch-1 inference).
 constexpr int64_t MIN_PARALLEL_WORK = int64_t(1) << 20;
 
 // Run item(i, work) for i in [0, n) on nthreads threads (this one included), items taken in
