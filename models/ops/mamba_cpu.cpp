@@ -1,4 +1,5 @@
-// Fused CPU selective scan (Mamba S6), forward and backward; loaded by mamba_cpu.py via ctypes.
+// Fused CPU kernels for Mamba: the selective scan (S6) and the causal depthwise conv, forward
+// and backward; loaded by mamba_cpu.py via ctypes.
 //
 // Semantics of mamba_ssm's selective_scan_fn (see selective_scan.py):
 //   dt = softplus(delta + bias); h_t = exp(dt_t A) h_{t-1} + dt_t B_t u_t; y_t = <C_t, h_t> + D u_t;
@@ -355,7 +356,7 @@ struct Work {                 // per-thread buffers
   // per step of a block: u, dt, dt * u, y, z, sigmoid(z); backward also dy (the gradient of y
   // before the gate), dout, du, ddt, softplus'(x)
   std::vector<vf> u, dt, dtu, y, z, sz, dy, dout, du, ddt, dsp;
-  std::vector<vf> h, decay;   // backward: states and decays of a block, L x NS / W... per state
+  std::vector<vf> h, decay;   // backward: states and decays of a block, L x NS vectors
   std::vector<float> Bt, Ct;  // rows t of NS values
   std::vector<float> Rt;      // rows t of the low-rank delta (RS = rank padded to 16 values)
   std::vector<vf> dRt;        // backward: its gradient, rows t of rank vectors, summed over lanes at the end

@@ -1,5 +1,7 @@
-"""The fused C++ CPU selective scan (mamba_cpu.cpp): build on first use, load with ctypes, and
-wrap as a torch.autograd.Function with ``selective_scan_fn``'s arguments.
+"""The fused C++ CPU kernels (mamba_cpu.cpp): build on first use, load with ctypes, and wrap
+them as torch.autograd.Functions: the selective scan (``selective_scan_fn``'s arguments, plus
+reverse time and a low-rank delta), the causal depthwise conv, and Mamba's mixers between
+in_proj and out_proj as one node (``MixersFn``).
 
 Build: the system C++ compiler (``CXX``, else g++, c++ or clang++ on PATH) turns the source into
 a plain shared library (no torch headers: a few seconds, not a torch extension's minute) in
@@ -10,7 +12,7 @@ temporary name renamed into place, so a reader never sees half a library.
 
 Numerics: float32 throughout; bfloat16 inputs are read and written as bfloat16 by the kernel
 (computed in float32), any other dtype is computed in float32 and cast back. Threads: as many
-as ``torch.get_num_threads()``. d_state up to ``max_nstate()`` (padded to a multiple of 16).
+as ``torch.get_num_threads()``. Sizes up to ``limits()`` (d_state is padded to a multiple of 16).
 """
 import contextlib
 import ctypes
