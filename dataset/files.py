@@ -3,7 +3,8 @@
 - `PrepareError`: bad input; `python -m dataset.prepare` prints it as one stderr line, exit 2.
 - `Source`: one view over "the official zip or its extracted folder", nested zips included.
 - `iter_table` / `load_table`: np.loadtxt with the file named in every error.
-- `write_atomic` / `update_json`: temp file + os.replace, so a dead run leaves no half output.
+- `read_config` / `write_atomic`: the existing data_config.json is read (and checked) before
+  anything is written; every output is a temporary file renamed into place at the very end.
 """
 import io
 import itertools
@@ -18,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training.checkpoint import atomic_write_many
-from training.errors import UserError
+from common.errors import UserError
+from common.io import atomic_write_many, read_error
 
 # What a broken zip member or file can raise while being read.
 READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError)
@@ -154,9 +155,9 @@ def iter_table(src, name, ncols, *, delimiter=None, skiprows=0, dtype=float, use
                         table = np.loadtxt(lines, delimiter=delimiter, dtype=dtype,
                                            usecols=usecols, ndmin=1 if usecols else 2)
                 except ValueError as exc:
-                    # numpy counts rows from 1 within the chunk: report the file's line number.
+                    # numpy counts rows from 0 within the chunk: report the file's 1-based line.
                     msg = re.sub(r"at row (\d+)",
-                                 lambda m: f"at line {first + int(m.group(1))}", str(exc))
+                                 lambda m: f"at line {first + int(m.group(1)) + 1}", str(exc))
                     raise src.error(name, _clean(msg) + f" (not {expected})")
                 if usecols is None and table.shape[1] != ncols:
                     raise src.error(name, f"{table.shape[1]} columns (not {expected})")
@@ -185,18 +186,21 @@ def write_atomic(files):
     atomic_write_many({path: _writer(content) for path, content in files.items()})
 
 
-def update_json(path, entries):
-    """Read-modify-write a JSON object file, keeping entries this run does not touch."""
+def read_config(path):
+    """The entries of an existing data_config.json ({} if there is none yet); a corrupt one is
+    refused before anything is written."""
     path = Path(path)
-    config = {}
-    if path.exists():
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, OSError) as exc:
-            raise PrepareError(f"{path}: unreadable ({exc}); expected a JSON object, "
-                               "fix or delete it")
-    config.update(entries)
-    write_atomic({path: json.dumps(config, indent=2) + "\n"})
+    if not path.exists():
+        return {}
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise PrepareError(str(read_error(path, "dataset config", exc,
+                                          "a JSON object (fix or delete it)"))) from None
+    if not isinstance(config, dict):
+        raise PrepareError(f"dataset config {path} holds a JSON {type(config).__name__}; expected a "
+                           "JSON object (fix or delete it)")
+    return config
 
 
 def progress(iterable, desc, total=None):

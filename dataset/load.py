@@ -3,13 +3,13 @@
 A prepared dataset version is `DATA_DIR/NAME/{data,label}_VERSION.npy` plus the entry
 `NAME_VERSION` of `DATA_DIR/data_config.json` (written by `python -m dataset.prepare`).
 """
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from training.errors import UserError
+from common.errors import UserError
+from common.io import load_npy, read_json
 
 from .prepare import DATASETS, VERSIONS  # noqa: F401 - DATASETS re-exported for the CLI
 DEFAULT_VERSION = VERSIONS["4"]    # CrossHAR's shared 4-class space: needed across datasets
@@ -45,16 +45,12 @@ def load_windows(name, version=DEFAULT_VERSION, data_dir="dataset", label_index=
             raise UserError(f"prepared dataset file {p} not found; create it with: "
                             f"{_prepare_hint(name, version)}")
     config_path = data_dir / "data_config.json"
-    try:
-        info = json.loads(config_path.read_text())[f"{name}_{version}"]
-    except (OSError, ValueError, KeyError):
+    info = read_json(config_path, "dataset config", f"the JSON object {_prepare_hint(name, version)} writes")
+    if not isinstance(info.get(f"{name}_{version}"), dict):
         raise UserError(f"{config_path} has no entry {name}_{version}; re-run: {_prepare_hint(name, version)}")
-    try:
-        data = np.load(data_path, allow_pickle=False)
-        labels = np.load(label_path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise UserError(f"{data_path} or {label_path} could not be read ({e}); re-run: "
-                        f"{_prepare_hint(name, version)}")
+    info = info[f"{name}_{version}"]
+    data = load_npy(data_path, "prepared data file")
+    labels = load_npy(label_path, "prepared label file")
     if data.ndim != 3 or labels.ndim != 3 or len(data) != len(labels) or data.shape[1] != labels.shape[1]:
         raise UserError(f"{data_path} {data.shape} and {label_path} {labels.shape} do not match: "
                         f"expected (N, T, C) and (N, T, L)")
@@ -70,6 +66,11 @@ def load_windows(name, version=DEFAULT_VERSION, data_dir="dataset", label_index=
         raise UserError(f"{label_path}: some windows mix labels in column {column}; expected one per window")
     names = info.get("activity_label") if column == activity_index else None
     names = list(names or range(int(act.max()) + 1))
+    outside = (act[:, 0] < 0) | (act[:, 0] >= len(names))
+    if outside.any():
+        raise UserError(f"{label_path}: {int(outside.sum())} windows have labels outside 0..{len(names) - 1} "
+                        f"in column {column} (e.g. {int(act[outside, 0][0])}); expected one of the "
+                        f"{len(names)} classes of {config_path}")
     return Windows(name, version, data.astype(np.float32), act[:, 0], [str(n) for n in names], info)
 
 

@@ -6,20 +6,24 @@
 Writes OUT/NAME/data_20_120.npy (N x 120 x 6 float64: acc x y z m/s^2, gyro x y z rad/s) and
 label_20_120.npy (N x 120 x L float64, per-step labels, column 0 the activity), the 4-class
 version as data_20_120_4c.npy / label_20_120_4c.npy, and records each in OUT/data_config.json.
-Bad input ends with one line on stderr and exit code 2.
+Bad input ends with one line on stderr and exit code 2. All or nothing: everything is read
+and checked (data_config.json included) before the first output is written, outputs go to
+temporary files, and they are renamed into place together at the end.
 """
-import argparse
 import importlib
+import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from common.cli import Parser, run
+from common.lock import hold
+
 from . import windows
 from .classes import FOUR_CLASSES, four_class_lookup
 from .download import DEFAULT_CACHE, fetch
-from .files import PrepareError, Source, update_json, write_atomic
+from .files import PrepareError, Source, read_config, write_atomic
 
 DATASETS = ["uci", "usc_had", "dsads", "motion", "hhar", "shoaib"]
 CHANNELS = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
@@ -92,6 +96,8 @@ def prepare(name, raw=None, out="dataset", classes="both", *, download=False, ca
     options = {**defaults, **options}
     if classes not in ("all", "4", "both"):
         raise PrepareError(f"{classes}: unknown --classes; expected all, 4 or both")
+    out = Path(out)
+    read_config(out / "data_config.json")          # a corrupt one is refused before any work
     if download:
         raw = fetch(name, module.DOWNLOAD_URL, cache, url)
     elif raw is None:
@@ -114,7 +120,7 @@ def prepare(name, raw=None, out="dataset", classes="both", *, download=False, ca
         if not len(versions["4"][0]):
             raise src.error(None, "no window of the 4 classes (walking, upstairs, downstairs, "
                                   "sitting & standing)")
-    out, files, written, summaries = Path(out), {}, {}, []
+    files, written, summaries = {}, {}, []
     for version_classes, (d, l) in versions.items():
         version = VERSIONS[version_classes]
         paths = {"data": out / name / f"data_{version}.npy",
@@ -123,22 +129,18 @@ def prepare(name, raw=None, out="dataset", classes="both", *, download=False, ca
         entry = config_entry(module, d, version_classes, os.path.abspath(raw), options)
         written[f"{name}_{version}"] = {**entry, **paths}
         summaries.append(summary(f"{name}_{version}", l, label_columns(module, version_classes)))
-    write_atomic(files)   # all npy files, or none
-    update_json(out / "data_config.json",
-                {key: {k: v for k, v in entry.items() if k not in ("data", "label")}
-                 for key, entry in written.items()})
+    entries = {key: {k: v for k, v in entry.items() if k not in ("data", "label")}
+               for key, entry in written.items()}
+    config_path = out / "data_config.json"
+    with hold(config_path):     # two prepares into one folder must not drop each other's entries
+        config = {**read_config(config_path), **entries}
+        write_atomic({**files, config_path: json.dumps(config, indent=2) + "\n"})   # all, or none
     say("\n".join(summaries))
     return written
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        # one line, as for every other bad input (argparse would print the usage first)
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def main(argv=None):
-    p = _Parser(prog="python -m dataset.prepare", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m dataset.prepare", description=__doc__.split("\n\n")[0])
     p.add_argument("name", metavar="NAME", choices=DATASETS, help=", ".join(DATASETS))
     p.add_argument("--raw", help="the official zip or its extracted folder")
     p.add_argument("--classes", choices=["all", "4", "both"], default="both",
@@ -155,14 +157,9 @@ def main(argv=None):
                    choices=["left_pocket", "right_pocket", "wrist", "upper_arm", "belt"],
                    help="shoaib body positions (default: all)")
     args = p.parse_args(argv)
-    try:
-        prepare(args.name, args.raw, args.out, args.classes, download=args.download,
-                cache=args.cache, url=args.url, unit=args.unit, positions=args.positions)
-    except PrepareError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    prepare(args.name, args.raw, args.out, args.classes, download=args.download,
+            cache=args.cache, url=args.url, unit=args.unit, positions=args.positions)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main, interrupted="interrupted; nothing was written (outputs are renamed into place only at the end)")

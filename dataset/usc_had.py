@@ -25,7 +25,7 @@ def _readings(src, name):
     try:
         mat = scipy.io.loadmat(io.BytesIO(src.read_bytes(name)), variable_names=["sensor_readings"])
         x = np.asarray(mat["sensor_readings"], dtype=np.float64)
-    except (ValueError, TypeError, KeyError, OSError, EOFError) as exc:
+    except Exception as exc:  # noqa: BLE001 - on garbage, scipy's reader raises many types (IndexError, ...)
         raise src.error(name, f"unreadable .mat ({type(exc).__name__}: {exc})")
     if x.ndim != 2 or x.shape[1] != 6:
         raise src.error(name, f"sensor_readings of shape {x.shape} (not n x 6)")

@@ -42,11 +42,15 @@ class ContrastiveHead(nn.Module):
     """
 
     def __init__(self, in_features, hidden=100, n_heads=4, hidden_ff=64, dropout=0.1,
-                 proj_hidden=36, proj_out=18, temperature=0.2):
+                 proj_hidden=36, proj_out=18, temperature=0.2, attention_scale="head"):
         super().__init__()
         if hidden % n_heads:
             raise ValueError(f"contrastive head: hidden {hidden} must be divisible by n_heads {n_heads}")
         self.temperature = temperature   # read by the loss; kept here so it travels with the head
+        if attention_scale not in ("head", "width"):
+            raise ValueError(f"contrastive head: attention_scale {attention_scale!r}; expected 'head' or 'width'")
+        # scores scaled by 1/sqrt(head width) (standard) or 1/sqrt(whole width) (the published code)
+        self.scale = (hidden // n_heads if attention_scale == "head" else hidden) ** -0.5
         self.n_heads = n_heads
         self.embed = nn.Linear(in_features, hidden)
         self.cls_token = nn.Parameter(torch.randn(1, 1, hidden))
@@ -67,7 +71,7 @@ class ContrastiveHead(nn.Module):
         cls_normed = self.norm1(cls)                                    # (1, D), the same for every window
         w_q, w_k, w_v = self.qkv.weight.split(D)
         q = F.linear(cls_normed, w_q).view(heads, 1, hd)
-        key_query = (q @ w_k.view(heads, hd, D)).squeeze(1) * hd ** -0.5      # (heads, D): W_k^T q per head
+        key_query = (q @ w_k.view(heads, hd, D)).squeeze(1) * self.scale      # (heads, D): W_k^T q per head
         scores = torch.cat([(cls_normed @ key_query.t()).expand(B, 1, heads),
                             tokens @ key_query.t()], dim=1)                   # (B, 1+T, heads)
         # softmax in at least fp32 (the scores are bf16 under autocast)

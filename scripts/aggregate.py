@@ -4,9 +4,7 @@
 Writes OUT/summary.csv (one row per run), OUT/summary.md (mean +- std over seeds per method,
 backbone and pair, and the average over pairs) and OUT/heatmap.png (source x target accuracy).
 """
-import argparse
 import csv
-import json
 import math
 import sys
 from collections import defaultdict
@@ -14,7 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.checkpoint import atomic_write  # noqa: E402
+from common.cli import Parser, run  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.io import atomic_write, read_json  # noqa: E402
 
 FIELDS = ["method", "backbone", "source", "target", "seed", "label_rate", "accuracy", "macro_f1",
           "majority_rate", "source_test_accuracy", "wall_seconds", "file"]
@@ -23,7 +23,7 @@ FIELDS = ["method", "backbone", "source", "target", "seed", "label_rate", "accur
 def read_runs(runs_dir):
     rows = []
     for path in sorted(Path(runs_dir).glob("*.json")):
-        r = json.loads(path.read_text())
+        r = read_json(path, "result file", "a result JSON of cross_dataset_test.py")
         m, src = r["target_metrics"], r.get("source_test_metrics") or {}
         mv = r.get("model_version", "v1")
         backbone = r["backbone"] if mv == "v1" else f"{r['backbone']} -mv {mv}"
@@ -110,14 +110,13 @@ def heatmap(rows, out):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", default="results/runs")
     p.add_argument("--out", default="results")
     args = p.parse_args()
     rows = read_runs(args.runs)
     if not rows:
-        print(f"error: no result files in {args.runs}", file=sys.stderr)
-        sys.exit(2)
+        raise UserError(f"no result files in {args.runs}")
     out = Path(args.out)
 
     def write_csv(f):
@@ -136,4 +135,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

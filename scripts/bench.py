@@ -33,11 +33,12 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-# The issue's classifier workload: 809 labelled windows of 120 x 72, validation 1,012, batch 128.
+# The classifier workload measured: 809 labelled windows of 120 x 72, validation 1,012, batch 128.
 CLF_TRAIN, CLF_VAL, SEQ = 809, 1012, 120
 BATCH = 512                  # the reference pretraining batch (global, also under --ranks)
 # FLOPs per window of the original CrossHAR's LIMU step (flop_counter): "% peak, ref." is the
-# share of the peak that the original's work done at our rate would take (the issue's target)
+# share of the peak that the original's work done at our rate would take (the yardstick of
+# the throughput targets in docs/performance.md)
 REFERENCE_MFLOP = 208.5
 SCAN_EVENTS = ("selective_scan", "_SelectiveScanFnBackward", "selective_scan_backward", "KernelScanFnBackward")
 SCAN_SHAPE = dict(batch=512, d_inner=128, d_state=16)      # mamba_v1's scan at batch 512
@@ -92,27 +93,30 @@ def hardware():
 def pretrain_step(backbone, precision, device, batch, wrap=lambda m: m, seed=0):
     """(model, step): one phase-2 pretraining step on `batch` uci-sized random windows."""
     from config import CONFIG_DIR, MaskConfig, PretrainConfig, load_model_config
+    from models.spec import encoder_spec
     from training.loop import make_generator
     from training.pretrain import PretrainModel, train_step
 
     models_cfg = json.loads((CONFIG_DIR / "pretrain_model.json").read_text())
     model_cfg = load_model_config(CONFIG_DIR / "pretrain_model.json", f"{backbone}_v1")
     torch.manual_seed(0)
-    model = PretrainModel(backbone, model_cfg, models_cfg["contrastive_head"], 6, SEQ).to(device)
+    spec = encoder_spec(backbone, "v1", model_cfg, 6, SEQ)
+    model = PretrainModel(spec, models_cfg["contrastive_head"]).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     train_cfg, mask_cfg = PretrainConfig(), MaskConfig()
     g = make_generator(device, seed)
     x = torch.randn(batch, SEQ, 6, device=device) * 3 + 1
     run = wrap(model)
     model.train()
-    return model, lambda: train_step(run, opt, x, mask_cfg, train_cfg, g, True, device, precision)
+    return model, lambda: train_step(run, opt, x, mask_cfg, train_cfg, g, True, device, precision,
+                                     model.encoder.normalize)
 
 
 def one_config(backbone, precision, repeats, clf_epochs, device):
     """Measure one (backbone, precision) in this process; returns a dict."""
     from config import CONFIG_DIR, ClassifierTrainConfig, load_model_config
     from models.heads import TransformerClassifier
-    from training.finetune import train_classifier
+    from training.classifier import train_classifier
     from training.loop import autocast
 
     sync = device_sync(device)
@@ -143,7 +147,7 @@ def one_config(backbone, precision, repeats, clf_epochs, device):
         scan_share = scan / total if total else None
 
     # classifier stage at the workload above
-    hidden = model.encoder.num_features      # the issue's workload is LIMU's 72
+    hidden = model.encoder.num_features      # the measured workload is LIMU's 72
     feats = torch.randn(CLF_TRAIN + CLF_VAL, SEQ, hidden, device=device)
     y = torch.randint(0, 4, (CLF_TRAIN + CLF_VAL,), device=device)
     clf_cfg = load_model_config(CONFIG_DIR / "classifier.json", "transformer_v1")
@@ -301,7 +305,8 @@ def interleaved_steps(precisions, repeats, setups):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from common.cli import Parser
+    p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--backbones", nargs="*", default=["limu", "mamba"],
                    help="backbones measured each in its own process (none: only the scan rows and --interleave)")
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
@@ -407,7 +412,7 @@ def main():
                 line += f"; mamba vs on the torch scan: {at['mamba, torch scan'] / at['mamba']:.1f}x faster"
             print(f"  {precision}: {line}")
     if args.json:
-        from training.checkpoint import save_json
+        from common.io import save_json
         save_json({"hardware": hw, "peaks_gflops": peaks, "rows": rows, "scan": scans,
                    "interleaved_steps_s": {f"{n}|{p}": s for (n, p), s in steps.items()}}, args.json)
 

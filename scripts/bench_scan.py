@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common.cli import Parser  # noqa: E402
 from models.mamba import build_mamba  # noqa: E402
 from models.ops.selective_scan import selective_scan  # noqa: E402
 
@@ -78,7 +79,7 @@ def encoder_step(impl, batch, seq_len, channels, device):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--batch", type=int, default=512)

@@ -20,10 +20,10 @@ stage scripts with the same windows, seed and schedule. Both write per-run JSON 
 the table (mean ± sd over seeds of target accuracy, macro-F1 and source test accuracy) goes
 to --work/table.md and is printed. Reruns skip finished runs.
 """
-import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from common.cli import Parser  # noqa: E402
 ORIGINAL_NAMES = ("uci", "hhar", "motion", "shoaib")     # the original's -d/-td choices
 CODE = ("pretrain.py", "embedding.py", "classifier.py", "cross_dataset_test.py", "train.py",
         "finetune_train.py", "models.py", "Contrastive.py", "loss.py", "utils.py", "augmentations.py",
@@ -157,29 +159,62 @@ def ours_run(work, data_dir, source, targets, seed, a, python):
     run = work / f"ours{a.tag}_{source}_s{seed}"
     run.mkdir(parents=True, exist_ok=True)
     pre = {**json.loads((REPO / "config" / "pretrain.json").read_text()),
-           "seed": seed, "n_epochs": a.pretrain_epochs, "n_epochs_cl": a.cl_epochs}
+           "seed": seed, "n_epochs": a.pretrain_epochs, "n_epochs_cl": a.cl_epochs, **a.pretrain_set}
     clf = {**json.loads((REPO / "config" / "classifier_train.json").read_text()),
-           "seed": seed, "n_epochs": a.classifier_epochs}
+           "seed": seed, "n_epochs": a.classifier_epochs, **a.classifier_set}
     (run / "pretrain.json").write_text(json.dumps(pre))
     (run / "classifier.json").write_text(json.dumps(clf))
-    common = ["-d", source, "--data-dir", str(data_dir), "-s", "cmp", *a.ours_args.split()]
+    names = ["-d", source, "-s", "cmp"]          # what names the artifacts (training/paths.py)
+    common = [*names, "--data-dir", str(data_dir)]
+    extra = stage_flags(a.ours_args.split())
     log = run / "log.txt"
     print(f"ours{a.tag} {source} seed {seed} in {run}", flush=True)
     t0 = time.time()
-    run_logged([python, REPO / "pretrain.py", *common, "-t", "pretrain.json", "-am", a.augmentation], run, log)
-    run_logged([python, REPO / "embedding.py", *common, "-t", "pretrain.json"], run, log)
-    run_logged([python, REPO / "classifier.py", *common, "-t", "classifier.json", "-lr", a.label_rate], run, log)
-    src = json.loads(next((run / "saved").glob("classifier_cmp_lr*/source_test.json")).read_text())["test"]
+    if a.encoder_from is None:
+        run_logged([python, REPO / "pretrain.py", *common, *extra["pretrain"], "-t", "pretrain.json",
+                    "-am", a.augmentation], run, log)
+        run_logged([python, REPO / "embedding.py", *common, *extra["embedding"]], run, log)
+    else:   # a classifier-side variant: another variant's encoder and embeddings, copied
+        other = work / f"ours{'-' + a.encoder_from if a.encoder_from else ''}_{source}_s{seed}"
+        for d in ("saved", "embed"):
+            if not (other / d).is_dir():
+                fail(f"--encoder-from {a.encoder_from!r}: {other} has no finished pretraining run")
+            shutil.copytree(other / d, run / d, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("classifier*", "supervised*", "last.pt", ".*lock"))
+    run_logged([python, REPO / "classifier.py", *common, *extra["classifier"], "-t", "classifier.json",
+                "-lr", a.label_rate, "-am", a.augmentation], run, log)
+    clf = run / ask_path(run, "classifier", *names, "-lr", a.label_rate)
+    src = json.loads((clf.parent / "source_test.json").read_text())["test"]
     result = {"code": "ours" + a.tag, "source": source, "seed": seed, "args": a.ours_args,
               "source_test_accuracy": src["accuracy"], "source_test_macro_f1": src["macro_f1"], "targets": {}}
     for t in targets:
-        run_logged([python, REPO / "cross_dataset_test.py", *common, "-t", "classifier.json", "-td", t,
-                    "-lr", a.label_rate, "--results-dir", "results"], run, log)
-        m = json.loads(next((run / "results").glob(f"*_to_{t}.json")).read_text())["target_metrics"]
+        args = ["-td", t, "-lr", a.label_rate, "--results-dir", "results"]
+        run_logged([python, REPO / "cross_dataset_test.py", *common, *extra["cross_dataset_test"], *args], run, log)
+        m = json.loads((run / ask_path(run, "result", *names, *args)).read_text())["target_metrics"]
         result["targets"][t] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
     result["wall_seconds"] = round(time.time() - t0, 1)
     write_json(out, result)
     return result
+
+
+def stage_flags(argv):
+    """--ours-args split by stage: each stage gets the flags its parser takes (they refuse others)."""
+    import importlib
+
+    from training.cli import flags_for
+    # the classifier here trains on embeddings: its encoder flags (--supervised only) stay out
+    skip = {"classifier": ("--norm", "--scan")}
+    return {stage: flags_for(importlib.import_module(stage).parser(), argv, skip.get(stage, ()))
+            for stage in ("pretrain", "embedding", "classifier", "cross_dataset_test")}
+
+
+def ask_path(cwd, stage, *args):
+    """A stage's artifact path from the library (training/paths.py), relative to cwd."""
+    out = subprocess.run([sys.executable, "-m", "training.paths", stage, *map(str, args)], cwd=cwd,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+    if out.returncode:
+        fail(out.stderr.strip())
+    return out.stdout.strip()
 
 
 def mean_sd(values):
@@ -206,7 +241,7 @@ def table(results, pairs):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("original", type=Path, help="a clone of kingdomrush2/CrossHAR")
     p.add_argument("--pairs", nargs="+", default=["uci:usc_had,dsads", "usc_had:uci"],
                    help="SOURCE:TARGET[,TARGET...]")
@@ -218,13 +253,25 @@ def main():
     p.add_argument("--augmentation", default="channel_aug")
     p.add_argument("--data-dir", type=Path, default=REPO / "dataset", help="our prepared datasets")
     p.add_argument("--work", type=Path, default=REPO / "results" / "compare_original")
-    p.add_argument("--ours-args", default="", help="extra flags for our four stages")
+    p.add_argument("--ours-args", default="", help="extra flags for our stages (each gets those it takes)")
+    p.add_argument("--pretrain-set", nargs="*", default=[], metavar="KEY=JSON",
+                   help="override keys of our pretraining config, e.g. views='\"once\"'")
+    p.add_argument("--classifier-set", nargs="*", default=[], metavar="KEY=JSON",
+                   help="override keys of our classifier training config, e.g. expand_labelled=true")
+    p.add_argument("--encoder-from", default=None, metavar="TAG",
+                   help="reuse the pretrained encoder of our variant TAG ('' = the plain run): only the "
+                        "classifier and the tests run")
     p.add_argument("--tag", default="", help="suffix naming a variant of ours (e.g. an ablation)")
     p.add_argument("--only", choices=("original", "ours"), default=None)
     p.add_argument("--original-python", default=sys.executable,
                    help="python with the original's requirements (torchinfo, einops, transforms3d, pandas)")
     a = p.parse_args()
     a.tag = f"-{a.tag}" if a.tag else ""
+    for name in ("pretrain_set", "classifier_set"):
+        try:
+            setattr(a, name, {k: json.loads(v) for k, _, v in (item.partition("=") for item in getattr(a, name))})
+        except ValueError as e:
+            fail(f"--{name.replace('_', '-')}: expected KEY=JSON ({e})")
     pairs = []
     for item in a.pairs:
         source, _, targets = item.partition(":")

@@ -6,7 +6,6 @@ times at mamba_v1's sizes (B 512, D 128, N 16, L 61 and 121), in turn in one pro
 
 Part of scripts/gpu_check.sh; also runs on its own. A missing mamba-ssm is reported, not fatal.
 """
-import argparse
 import statistics
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common.cli import Parser  # noqa: E402
 from models.ops import selective_scan as ss  # noqa: E402
 
 
@@ -67,7 +67,7 @@ def timings(impls, device, repeats):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=10)
     args = p.parse_args()
     if not torch.cuda.is_available():

@@ -5,7 +5,7 @@
 # never write the same file and can run in parallel (xargs -P, GNU parallel, Slurm arrays).
 #
 #   bash scripts/sweep.sh            # run every job in turn (finished runs are skipped)
-#   bash scripts/sweep.sh --list     # print one job command per line, e.g. | xargs -P 2 -I{} sh -c {}
+#   bash scripts/sweep.sh --list     # print one job command per line, e.g. | xargs -d '\n' -P 2 -I{} sh -c {}
 #   python scripts/aggregate.py      # then: the table (results/summary.md) and heatmap
 #
 # Settings (environment variables; defaults in brackets):
@@ -44,7 +44,10 @@ jobs() {
   fi
   for method in $METHODS; do for backbone in $BACKBONES; do for seed in $SEEDS; do
     for st in "${sources[@]}"; do
-      echo "bash $REPO/scripts/sweep_job.sh $method $backbone $seed ${st%%:*} ${st#*:}"
+      # quoted (printf %q): the listed commands are eval'd here and run by sh -c / xargs, and the
+      # repository path may hold spaces
+      printf 'bash %q %q %q %q %q %q\n' "$REPO/scripts/sweep_job.sh" "$method" "$backbone" "$seed" \
+        "${st%%:*}" "${st#*:}"
     done
   done; done; done
 }

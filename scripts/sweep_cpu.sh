@@ -16,5 +16,5 @@ for seed in ${SEEDS:-1 2 3}; do
   loo=0; [[ " $LOO_SEEDS " == *" $seed "* ]] && loo=1
   LOO=$loo SEEDS=$seed BACKBONES=limu METHODS="crosshar recon_only scratch supervised" bash "$REPO/scripts/sweep.sh" --list
   LOO=$loo SEEDS=$seed BACKBONES=mamba METHODS=supervised bash "$REPO/scripts/sweep.sh" --list
-done | xargs -P "${JOBS:-2}" -I{} sh -c '{} </dev/null || echo "FAILED: {}" >&2'
+done | xargs -d '\n' -P "${JOBS:-2}" -I{} sh -c '{} </dev/null || echo "FAILED: {}" >&2'
 ${PYTHON:-python} "$REPO/scripts/aggregate.py" --runs "${RESULTS:-results/runs}" --out "$(dirname "${RESULTS:-results/runs}")"

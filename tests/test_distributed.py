@@ -77,10 +77,10 @@ def test_torchrun_pretraining_two_processes_resumes(tmp_path, prepared_real):
     first = torchrun("pt2.json")
     assert "2 processes" in first.stdout and first.stdout.count("pretraining limu") == 1, "rank 0 alone prints"
     run = tmp_path / "saved" / "pretrain_ddp"
-    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.json", "last.pt"]
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.json", "curve.png", "history.csv", "last.pt"]
     assert torch.load(run / "last.pt", weights_only=True)["fit_state"]["epoch"] == 2
     again = torchrun("pt3.json")
     assert "resuming" in again.stdout and "after epoch 2/3" in again.stdout
     assert torch.load(run / "last.pt", weights_only=True)["fit_state"]["epoch"] == 3
     assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == ["pretrain_ddp"]
-    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.json", "last.pt"]
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.json", "curve.png", "history.csv", "last.pt"]

@@ -1,25 +1,16 @@
 """End to end on real data: uci -> usc_had through the four scripts, with a tiny schedule;
 resume; and the one-line errors of bad input."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+from .stages import one_line_error, stage
+
 PRETRAIN_TINY = {"seed": 7, "batch_size": 512, "lr": 1e-3, "n_epochs": 2, "n_epochs_cl": 1,
                  "lambda_recon": 6.0, "lambda_cl": 1.0, "train_rate": 0.8, "val_rate": 0.1}
 CLASSIFIER_TINY = {"seed": 7, "batch_size": 128, "lr": 1e-3, "n_epochs": 2, "train_rate": 0.8, "val_rate": 0.1}
-
-
-def stage(script, *args, cwd, check=True):
-    proc = subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{script} {args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 @pytest.fixture
@@ -34,20 +25,23 @@ def workdir(tmp_path, prepared_real):
 def test_four_stages_uci_to_usc_had(workdir, backbone):
     wd, data = workdir
     common = ["-d", "uci", "--backbone", backbone, *data]
+    scan = []                     # pretraining builds the encoder; the later stages rebuild its spec
     if backbone == "mamba":       # on the C++ CPU kernels where they build (else the torch scan)
         from models.ops import mamba_cpu
-        common += ["--scan", "kernel" if mamba_cpu.load()[0] is not None else "torch"]
-    stage("pretrain.py", *common, "-t", "pt.json", "-am", "none", cwd=wd)
-    run = f"{backbone}_uci_20_120_4c_v1_s7"
+        scan = ["--scan", "kernel" if mamba_cpu.load()[0] is not None else "torch"]
+    stage("pretrain.py", *common, *scan, "-t", "pt.json", "-am", "none", cwd=wd)
+    run = f"{backbone}_uci_20_120_4c_v1"        # the config's seed is not part of the name
     pre = wd / "saved" / f"pretrain_{run}"
-    assert {p.name for p in pre.iterdir()} == {"best.pt", "last.pt", "config.json"}
+    assert {p.name for p in pre.iterdir()} == {"best.pt", "last.pt", "config.json", "history.csv", "curve.png"}
     ckpt = torch.load(pre / "best.pt", weights_only=True)
-    assert ckpt["kind"] == "encoder" and ckpt["backbone"] == backbone
+    assert ckpt["kind"] == "encoder" and ckpt["model_args"]["backbone"] == backbone
+    assert not scan or ckpt["model_args"]["cfg"]["scan"] == scan[1]
     assert json.loads((pre / "config.json").read_text())["model_args"]["backbone"] == backbone
 
-    stage("embedding.py", *common, "-t", "pt.json", cwd=wd)
+    stage("embedding.py", *common, cwd=wd)
     emb = __import__("numpy").load(wd / "embed" / f"{run}__uci_20_120_4c.npz")
-    assert emb["features"].shape[:2] == (1687, 120) and emb["activity"].shape == (1687,)
+    assert emb["features"].shape[:2] == (1687, 120) and set(emb.files) == {"features", "meta"}
+    assert json.loads(str(emb["meta"]))["encoder"]["id"] == ckpt["id"]
     hidden = emb["features"].shape[2]
 
     stage("classifier.py", *common, "-t", "ct.json", "-lr", "0.2", cwd=wd)
@@ -55,11 +49,12 @@ def test_four_stages_uci_to_usc_had(workdir, backbone):
     source = json.loads((clf / "source_test.json").read_text())["test"]
     assert source["n"] == 1687 - int(1687 * 0.8) - int(1687 * 0.1)
 
-    out = stage("cross_dataset_test.py", *common, "-td", "usc_had", "-t", "ct.json", "-lr", "0.2", cwd=wd)
+    out = stage("cross_dataset_test.py", *common, "-td", "usc_had", "-lr", "0.2", cwd=wd)
     res = json.loads((wd / "results" / f"{run}_lr0.2_to_usc_had.json").read_text())
     m = res["target_metrics"]
     assert (wd / "results" / f"{run}_lr0.2_to_usc_had.png").stat().st_size > 1000
-    assert res["backbone"] == backbone and res["target"] == "usc_had"
+    assert res["backbone"] == backbone and res["target"] == "usc_had" and res["source"] == "uci"
+    assert res["lineage"]["encoder"]["id"] == ckpt["id"]
     cm = m["confusion_matrix"]
     assert len(cm) == 4 and sum(map(sum, cm)) == m["n"] > 1000
     assert 0 <= m["accuracy"] <= 1 and abs(m["accuracy"] - sum(cm[i][i] for i in range(4)) / m["n"]) < 1e-9
@@ -83,19 +78,13 @@ def test_pretraining_resumes_from_saved_epoch(workdir):
     resumed = stage("pretrain.py", *args, "-t", "pt2.json", cwd=wd)
     assert "resuming" in resumed.stdout and "after epoch 1/2" in resumed.stdout
     assert torch.load(last, weights_only=True)["fit_state"]["epoch"] == 2
-    assert sorted(p.name for p in last.parent.iterdir()) == ["best.pt", "config.json", "last.pt"]
+    assert sorted(p.name for p in last.parent.iterdir()) == ["best.pt", "config.json", "curve.png",
+                                                              "history.csv", "last.pt"]
+    # the history of the resumed run continues the first one's
+    assert [r.split(",")[0] for r in (last.parent / "history.csv").read_text().splitlines()] == ["epoch", "1", "2"]
     # any other change of configuration under the same run name is refused
     (wd / "pt_lr.json").write_text(json.dumps({**PRETRAIN_TINY, "n_epochs": 3, "n_epochs_cl": 0, "lr": 0.01}))
     one_line_error(stage("pretrain.py", *args, "-t", "pt_lr.json", cwd=wd, check=False), "another configuration")
-
-
-def one_line_error(proc, *needles):
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr
-    lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
-    assert len(lines) == 1, proc.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
 
 
 @pytest.mark.slow

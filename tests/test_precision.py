@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from config import CONFIG_DIR, MaskConfig, PretrainConfig
+from models.spec import encoder_spec
 from training.loop import cpu_has_native_bf16, make_generator
 from training.pretrain import PretrainModel, train_step
 
@@ -17,7 +18,8 @@ from training.pretrain import PretrainModel, train_step
 def test_one_step_bf16_matches_fp32(backbone):
     cfg = json.loads((CONFIG_DIR / "pretrain_model.json").read_text())
     torch.manual_seed(0)
-    model = PretrainModel(backbone, cfg[f"{backbone}_v1"], {**cfg["contrastive_head"], "dropout": 0.0}, 6, 120)
+    model = PretrainModel(encoder_spec(backbone, "v1", cfg[f"{backbone}_v1"], 6, 120),
+                          {**cfg["contrastive_head"], "dropout": 0.0})
     x = torch.randn(64, 120, 6) * 3 + 1
     out = {}
     for precision in ("fp32", "bf16"):
@@ -25,7 +27,7 @@ def test_one_step_bf16_matches_fp32(backbone):
         m.eval()          # no dropout / drop path, BatchNorm in eval: both runs see the same function
         opt = torch.optim.Adam(m.parameters(), lr=1e-3)
         logs = train_step(m, opt, x, MaskConfig(), PretrainConfig(), make_generator(torch.device("cpu"), 1),
-                          True, torch.device("cpu"), precision)
+                          True, torch.device("cpu"), precision, m.encoder.normalize)
         delta = torch.cat([(p - q).flatten() for p, q in zip(m.parameters(), model.parameters())])
         out[precision] = ({k: float(v.detach()) for k, v in logs.items()}, delta)
     (l32, d32), (l16, d16) = out["fp32"], out["bf16"]
@@ -47,14 +49,14 @@ def test_compiled_step_matches_eager(backbone):
     torch.manual_seed(0)
     model_cfg = {**cfg[f"{backbone}_v1"], **({"depth": 2, "drop_path": 0.0, "patch_size": 8, "stride": 8}
                                             if backbone == "mamba" else {})}
-    model = PretrainModel(backbone, model_cfg, {**cfg["contrastive_head"], "dropout": 0.0}, 6, 40)
+    model = PretrainModel(encoder_spec(backbone, "v1", model_cfg, 6, 40), {**cfg["contrastive_head"], "dropout": 0.0})
     x = torch.randn(32, 40, 6) * 3 + 1
     out = {}
     for name, wrap in (("eager", lambda m: m), ("compiled", compiled)):
         m = copy.deepcopy(model).eval()
         opt = torch.optim.Adam(m.parameters(), lr=1e-3)
         logs = train_step(wrap(m), opt, x, MaskConfig(), PretrainConfig(), make_generator(torch.device("cpu"), 1),
-                          True, torch.device("cpu"), "fp32")
+                          True, torch.device("cpu"), "fp32", m.encoder.normalize)
         # the gradients, not Adam's first update: that is ~lr * sign(grad), ill-conditioned near 0;
         # parameters pretraining leaves without one (mamba's pooled-vector projection) skipped
         out[name] = ({k: float(v.detach()) for k, v in logs.items()},

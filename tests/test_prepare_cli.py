@@ -177,3 +177,54 @@ def test_shoaib_has_no_download(tmp_path):
     result = run("shoaib", "--download", "--cache", tmp_path, "--out", tmp_path / "out")
     assert result.returncode == 2 and "rar" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# --- all or nothing, and the details of one-line errors -------------------------------------
+
+def test_a_corrupt_data_config_is_refused_before_anything_is_written(tmp_path):
+    out = tmp_path / "out"
+    assert run("uci", "--raw", write_uci(tmp_path / "uci"), "--out", out).returncode == 0
+    arrays = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (out / "uci").iterdir()}
+    (out / "data_config.json").write_text('{"uci_20_120": ')          # truncated
+    result = run("uci", "--raw", write_uci(tmp_path / "uci2", n=1200), "--out", out)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "data_config.json is malformed" in result.stderr and "fix or delete it" in result.stderr
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (out / "uci").iterdir()} == arrays
+
+
+def test_an_output_folder_under_a_file_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("")
+    result = run("uci", "--raw", write_uci(tmp_path / "uci"), "--out", tmp_path / "file" / "out")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "cannot write" in result.stderr and "a file stands where a folder" in result.stderr
+
+
+@pytest.mark.parametrize("garbage", [b"MATLAB", bytes(range(256)) * 8])
+def test_a_garbage_mat_file_is_one_line(tmp_path, garbage):
+    folder = tmp_path / "USC-HAD" / "Subject1"
+    folder.mkdir(parents=True)
+    (folder / "a1t1.mat").write_bytes(garbage)
+    result = run("usc_had", "--raw", tmp_path / "USC-HAD", "--out", tmp_path / "out")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "a1t1.mat: unreadable .mat" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_parse_error_names_the_files_line(tmp_path):
+    raw = write_uci(tmp_path / "uci")
+    acc = raw / "acc_exp01_user01.txt"
+    lines = acc.read_text().splitlines()
+    lines[41] = "1.0 oops 2.0"                                           # line 42 of the file
+    acc.write_text("\n".join(lines) + "\n")
+    result = run("uci", "--raw", raw, "--out", tmp_path / "out")
+    assert result.returncode == 2 and "at line 42," in result.stderr, result.stderr
+
+
+def test_outputs_get_the_users_umask(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "dataset.prepare", "uci", "--raw", str(write_uci(tmp_path / "uci")),
+                             "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True,
+                            preexec_fn=lambda: os.umask(0o022))
+    assert result.returncode == 0, result.stderr
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    assert set(modes.values()) == {0o644}, modes
+    assert sorted(modes) == ["data_20_120.npy", "data_20_120_4c.npy", "data_config.json", "label_20_120.npy",
+                             "label_20_120_4c.npy"], "no lock or temporary file is left"

@@ -1,43 +1,22 @@
 """The sweep on two tiny synthetic datasets: complete, interrupted and resumed without redoing
-finished runs, its job list run with xargs -P 2, and the aggregate table."""
+finished runs, its job list run with xargs -P 2, and the aggregate table; run from a copy of
+the repository whose path holds a space."""
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-CLASSES = ["walking", "upstairs", "downstairs", "sitting&standing"]
-
-
-def tiny_prepared(root, names=("uci", "usc_had"), n=160):
-    """Two small prepared datasets in the prepare command's layout (4 separable classes)."""
-    rng = np.random.default_rng(0)
-    config = {}
-    t = np.arange(120) / 20.0
-    for k, name in enumerate(names):
-        act = rng.integers(0, 4, n)
-        data = np.stack([np.sin(2 * np.pi * (1 + a) * t)[:, None] * (1 + a) + rng.normal(0, 0.3, (120, 6))
-                         for a in act]).astype(np.float64)
-        labels = np.stack([np.stack([np.full(120, a), np.full(120, i % 4)], -1) for i, a in enumerate(act)])
-        (root / name).mkdir(parents=True)
-        np.save(root / name / "data_20_120_4c.npy", data)
-        np.save(root / name / "label_20_120_4c.npy", labels.astype(np.float64))
-        config[f"{name}_20_120_4c"] = {"sr": 20, "seq_len": 120, "dimension": 6, "size": n,
-                                       "activity_label_index": 0, "activity_label_size": 4,
-                                       "activity_label": CLASSES, "user_label_index": 1,
-                                       "user_label_size": 4}
-    (root / "data_config.json").write_text(json.dumps(config))
+from .stages import REPO, repo_copy, tiny_prepared
 
 
 @pytest.fixture
 def sweep_env(tmp_path):
     tiny_prepared(tmp_path / "data")
+    repo_copy(tmp_path / "repo with space")
     pt = {"seed": 1, "batch_size": 64, "lr": 1e-3, "n_epochs": 2, "n_epochs_cl": 1, "lambda_recon": 6.0,
           "lambda_cl": 1.0, "train_rate": 0.8, "val_rate": 0.1}
     (tmp_path / "pt.json").write_text(json.dumps(pt))
@@ -50,10 +29,27 @@ def sweep_env(tmp_path):
     return tmp_path, env
 
 
+def sweep_script(tmp):
+    return str(tmp / "repo with space" / "scripts" / "sweep.sh")
+
+
 def run_sweep(workdir, env, *args, **kw):
     workdir.mkdir(exist_ok=True)
-    return subprocess.run(["bash", str(REPO / "scripts" / "sweep.sh"), *args], cwd=workdir,
+    return subprocess.run(["bash", sweep_script(workdir.parent), *args], cwd=workdir,
                           env={**env, "WORKDIR": str(workdir)}, capture_output=True, text=True, **kw)
+
+
+def test_sweep_runs_from_a_path_with_a_space(sweep_env):
+    """Every job command, eval'd by sweep.sh or run by xargs/sh, reaches sweep_job.sh whole
+    (an unknown method is the cheapest thing that job can refuse)."""
+    tmp, env = sweep_env
+    env = {**env, "METHODS": "bogus"}
+    direct = run_sweep(tmp / "w", env)
+    assert direct.returncode == 2 and "unknown method bogus" in direct.stderr, direct.stderr
+    listing = run_sweep(tmp / "w", env, "--list", check=True).stdout
+    via_xargs = subprocess.run(["xargs", "-d", "\n", "-I{}", "sh", "-c", "{}"], input=listing, text=True,
+                               capture_output=True, cwd=tmp / "w")
+    assert via_xargs.stderr.count("unknown method bogus") == 2, via_xargs.stderr
 
 
 def metrics(results):
@@ -69,7 +65,7 @@ def test_sweep_interrupt_resume_xargs_and_aggregate(sweep_env):
     # interrupt the sequential sweep once its first result exists, then rerun it
     seq = tmp / "seq"
     results = seq / "results" / "runs"
-    proc = subprocess.Popen(["bash", str(REPO / "scripts" / "sweep.sh")], cwd=seq,
+    proc = subprocess.Popen(["bash", sweep_script(tmp)], cwd=seq,
                             env={**env, "WORKDIR": str(seq)}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 300
@@ -90,7 +86,7 @@ def test_sweep_interrupt_resume_xargs_and_aggregate(sweep_env):
     par = tmp / "par"
     par.mkdir()
     listing = run_sweep(par, env, "--list", check=True).stdout
-    subprocess.run(["xargs", "-P", "2", "-I{}", "sh", "-c", "{}"], input=listing, text=True, cwd=par,
+    subprocess.run(["xargs", "-d", "\n", "-P", "2", "-I{}", "sh", "-c", "{}"], input=listing, text=True, cwd=par,
                    env={**env, "WORKDIR": str(par)}, check=True, capture_output=True, timeout=600)
     assert metrics(par / "results" / "runs") == metrics(results)
 

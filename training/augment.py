@@ -12,28 +12,8 @@ import itertools
 import numpy as np
 import torch
 
-NORMS = ("instance", "limu")
 AUGMENTATIONS = ("channel_aug", "rotation_random", "jitter", "scaling", "permutation", "none")
 N_COPIES = 5   # the published code adds 5 random copies to the originals (6x data)
-
-
-def instance_norm(x, eps=1e-5):
-    """Per-window, per-channel normalisation over time (InstanceNorm1d without affine)."""
-    mean = x.mean(dim=1, keepdim=True)
-    var = x.var(dim=1, unbiased=False, keepdim=True)
-    return (x - mean) * torch.rsqrt(var + eps)
-
-
-def normalize(x, how="instance"):
-    """The encoder's input normalisation, part of the model (stored in its model_args):
-    'instance' (CrossHAR): per window and channel, which also removes the gravity offset and
-    with it the device orientation (sitting, standing and lying look alike); 'limu'
-    (LIMU-BERT's): acc / 9.8 only, orientation kept."""
-    if how == "instance":
-        return instance_norm(x)
-    if how == "limu":
-        return torch.cat([x[..., :3] / 9.8, x[..., 3:]], dim=-1)
-    raise ValueError(f"unknown normalisation {how!r}; expected one of {NORMS}")
 
 
 def axis_permutations():
@@ -107,9 +87,15 @@ def expand_training_set(x, method, generator):
     return torch.cat(copies + [x])
 
 
-def weak_view(x, generator):
-    """CrossHAR's weak view: per-window, per-channel scaling by N(2, 1.1)."""
-    return x * (2.0 + 1.1 * _rand((x.size(0), 1, x.size(2)), generator, x.device, "normal"))
+def weak_view(x, generator, per="channel"):
+    """CrossHAR's weak view: scaling by N(2, 1.1) factors. "step" (the published code's
+    `scaling()`): one factor per window and time step, shared by the channels; "channel": one
+    per window and channel, which the per-channel instance normalisation then cancels but for
+    sign flips."""
+    if per not in ("step", "channel"):
+        raise ValueError(f"weak view per {per!r}; expected 'step' or 'channel'")
+    shape = (x.size(0), x.size(1), 1) if per == "step" else (x.size(0), 1, x.size(2))
+    return x * (2.0 + 1.1 * _rand(shape, generator, x.device, "normal"))
 
 
 def strong_view(x, generator):

@@ -1,138 +1,111 @@
-"""The command line the four stage scripts share: CrossHAR's original flags (-mv -d -td -dv
--g -f -t -a -l -s -lr -am) plus --backbone, --seed and --precision; artifact names; and the
-wrapper that turns a UserError into one line on stderr and exit code 2."""
-import argparse
-import sys
-from pathlib import Path
+"""The stage command lines, built from shared argument groups: each stage takes the flags it
+uses and refuses any other in one line. CrossHAR's flags keep their names (-mv -d -td -dv -g
+-f -t -a -l -s -lr -am, the last with the original's spelling --augument_method).
 
-from config import CONFIG_DIR
-from dataset.load import DATASETS, DEFAULT_VERSION
+The run flags (-d -dv -mv --backbone --seed -s) name a run (see training/paths.py). Later
+stages find what they load by that name and then check the artifact: a run flag given
+explicitly must agree with what the artifact records, or the stage refuses."""
+from common.cli import Parser
+from common.errors import UserError
+from config import CONFIG_DIR, load_model_config
+from models import list_backbones
+from models import spec as model_spec
+from models.ops.selective_scan import SCAN_IMPLS
 
-from .augment import AUGMENTATIONS, NORMS
-from .errors import UserError
+from . import paths
 from .loop import PRECISIONS
 
-BACKBONES = ("limu", "mamba")
-
-_DEFAULT_TRAIN_CFG = {"pretrain": "pretrain.json", "embedding": "pretrain.json",
-                      "classifier": "classifier_train.json", "cross_dataset_test": "classifier_train.json"}
-
-
-def dataset_names(text):
-    """One dataset name, or several joined by commas (multi-source)."""
-    names = text.split(",")
-    unknown = [n for n in names if n not in DATASETS]
-    if unknown or len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(DATASETS)}; "
-                                         f"several distinct ones joined by commas for multi-source)")
-    return text
+MODEL_CONFIG = CONFIG_DIR / "pretrain_model.json"
+CLASSIFIER_CONFIG = CONFIG_DIR / "classifier.json"
+FLAG = {"dataset": "-d", "dataset_version": "-dv", "model_version": "-mv", "backbone": "--backbone",
+        "seed": "--seed"}
+parse = paths.parse
+add_target = paths.add_target
 
 
-def label_rate(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"label rate must be a number in (0, 1], got {text!r}")
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"label rate must be in (0, 1], got {value}")
-    return value
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (the full usage is one --help away)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def build_parser(stage, description):
+def stage_parser(stage, description):
+    """The parser of a stage with what every stage takes: the run, the data, the device."""
     p = Parser(prog=f"{stage}.py", description=description)
-    p.add_argument("-mv", "--model_version", default="v1",
-                   help="model config version: entry BACKBONE_VERSION of config/pretrain_model.json")
-    p.add_argument("-d", "--dataset", default="uci", type=dataset_names,
-                   help=f"source dataset ({', '.join(DATASETS)}); several joined by commas: multi-source")
-    p.add_argument("-td", "--target_dataset", default="usc_had", choices=DATASETS,
-                   help="target dataset (cross_dataset_test.py)")
-    p.add_argument("-dv", "--dataset_version", default=DEFAULT_VERSION,
-                   help="prepared version: 20_120_4c (CrossHAR's 4 classes) or 20_120 (all activities)")
-    p.add_argument("-g", "--gpu", default=None, help="CUDA device index; CPU when CUDA is absent")
-    p.add_argument("-f", "--model_file", default=None,
-                   help="embedding.py: encoder checkpoint (best.pt) or pretraining run folder; "
-                        "cross_dataset_test.py: classifier checkpoint")
-    p.add_argument("-t", "--train_cfg", default=str(CONFIG_DIR / _DEFAULT_TRAIN_CFG[stage]),
-                   help="training config (JSON or YAML); config/*_small.json for CPU runs")
-    p.add_argument("-a", "--mask_cfg", default=str(CONFIG_DIR / "mask.json"), help="masking config")
-    p.add_argument("-l", "--label_index", type=int, default=None,
-                   help="label column to classify (default: the dataset's activity column)")
-    p.add_argument("-s", "--save_model", default=None,
-                   help="run name (default BACKBONE_DATASET_VERSION_MV_sSEED)")
-    p.add_argument("-lr", "--label_rate", type=label_rate, default=0.1,
-                   help="labelled share of the source training windows, in (0, 1]")
-    p.add_argument("-am", "--augument_method", default="channel_aug", choices=AUGMENTATIONS,
-                   help="pretraining data expansion (the original's spelling of the flag)")
-    p.add_argument("--backbone", default="limu", choices=BACKBONES)
-    p.add_argument("--seed", type=int, default=None, help="overrides the training config's seed")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+    paths.add_run(p, backbones=list_backbones())
+    g = p.add_argument_group("data and device")
+    g.add_argument("--data-dir", default="dataset", help="where prepared datasets live")
+    g.add_argument("-g", "--gpu", default=None, help="CUDA device index; CPU when CUDA is absent")
+    g.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="fp32, bf16 autocast, or auto (bf16 where the hardware has it)")
-    p.add_argument("--data-dir", default="dataset", help="where prepared datasets live")
-    p.add_argument("--norm", default="instance", choices=NORMS,
-                   help="encoder input normalisation (pretrain.py, classifier.py --supervised): instance "
-                        "(CrossHAR; drops device orientation) or limu (acc / 9.8; keeps it)")
-    p.add_argument("--scan", default=None, choices=("auto", "ref", "torch", "kernel", "cuda"),
-                   help="mamba backbone: selective-scan implementation (default: config's)")
-    if stage in ("classifier", "cross_dataset_test"):
-        p.add_argument("--supervised", action="store_true",
-                       help="no pretraining: the --backbone encoder trained from scratch with a head on raw windows")
-        p.add_argument("--head", default="linear", choices=("linear", "transformer"),
-                       help="--supervised head: linear on the pooled vector (HARMamba's setting) or "
-                            "CrossHAR's transformer classifier on the per-step features")
     return p
 
 
-def model_config(args):
-    """The --backbone's entry of config/pretrain_model.json (-mv), with --scan applied."""
-    from config import load_model_config
-    cfg = load_model_config(CONFIG_DIR / "pretrain_model.json", f"{args.backbone}_{args.model_version}")
+def add_training(p, default_cfg):
+    """-t and the history options of a stage that trains."""
+    g = p.add_argument_group("training")
+    g.add_argument("-t", "--train_cfg", default=str(CONFIG_DIR / default_cfg),
+                   help="training config (JSON or YAML); config/*_small.json for CPU runs")
+    g.add_argument("--tensorboard", action="store_true",
+                   help="also log the per-epoch history to TensorBoard (RUN_DIR/tensorboard; needs the tensorboard package)")
+    return g
+
+
+def add_model(p):
+    """The encoder choices of a stage that builds one (stored in its model spec)."""
+    g = p.add_argument_group("encoder")
+    g.add_argument("--norm", default=None, choices=model_spec.NORMS,
+                   help="input normalisation: instance (CrossHAR, default; drops device orientation) "
+                        "or limu (acc / 9.8; keeps it)")
+    g.add_argument("--scan", default=None, choices=SCAN_IMPLS,
+                   help="mamba backbone: selective-scan implementation (default: the config's)")
+    return g
+
+
+def add_classifier(p, supervised_help):
+    return paths.add_classifier(p, model_spec.HEADS, supervised_help)
+
+
+def add_augmentation(p, help):
+    """-am: CrossHAR's training-set expansion (the flag keeps the original's spelling)."""
+    from .augment import AUGMENTATIONS
+    p.add_argument("-am", "--augument_method", dest="augmentation", default="channel_aug",
+                   choices=AUGMENTATIONS, help=help)
+
+
+def add_labels(p):
+    p.add_argument("-l", "--label_index", type=int, default=None,
+                   help="label column to classify (default: the dataset's activity column)")
+
+
+def check_run(args, recorded, path, keys=("dataset", "dataset_version", "model_version", "backbone", "seed")):
+    """Refuse an artifact whose recorded run disagrees with a run flag given explicitly."""
+    for key in sorted(set(keys) & args.explicit):
+        if key in recorded and recorded[key] != getattr(args, key):
+            raise UserError(f"{path} was made with {FLAG[key]} {recorded[key]}, not {getattr(args, key)}; "
+                            f"drop {FLAG[key]} or name the run you mean with -s")
+
+
+def encoder_spec(args, windows):
+    """The encoder's model spec from -mv, --backbone, --scan and --norm and the data's shape."""
+    cfg = load_model_config(MODEL_CONFIG, f"{args.backbone}_{args.model_version}")
     if args.scan:
         cfg["scan"] = args.scan
-    return cfg
+    spec = model_spec.encoder_spec(args.backbone, args.model_version, cfg, windows.data.shape[2],
+                                   windows.data.shape[1], args.norm or "instance")
+    model_spec.build(spec, f"{MODEL_CONFIG} {args.backbone}_{args.model_version}")   # fail before any work
+    return spec
 
 
-def run_name(args, seed):
-    source = args.dataset.replace(",", "+")
-    return args.save_model or f"{args.backbone}_{source}_{args.dataset_version}_{args.model_version}_s{seed}"
+def classifier_cfg():
+    return load_model_config(CLASSIFIER_CONFIG, "transformer_v1")
 
 
-def pretrain_dir(args, seed):
-    return Path("saved") / f"pretrain_{run_name(args, seed)}"
-
-
-def embed_path(encoder_run, data, version):
-    return Path("embed") / f"{encoder_run}__{data.replace(',', '+')}_{version}.npz"
-
-
-def model_kind(args):
-    return f"supervised-{args.head}" if args.supervised else "classifier"
-
-
-def classifier_dir(args, seed):
-    return Path("saved") / f"{model_kind(args)}_{run_name(args, seed)}_lr{args.label_rate:g}"
-
-
-def result_paths(args, seed):
-    """(json, png) paths of one cross-dataset result."""
-    kind = f"{model_kind(args)}_" if args.supervised else ""
-    stem = Path(args.results_dir) / f"{kind}{run_name(args, seed)}_lr{args.label_rate:g}_to_{args.target_dataset}"
-    return stem.parent / f"{stem.name}.json", stem.parent / f"{stem.name}.png"
-
-
-def run(main):
-    """Run a stage's main(); user errors become one line and exit code 2."""
-    try:
-        main()
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted; completed epochs are saved and a rerun resumes", file=sys.stderr)
-        sys.exit(130)
+def flags_for(parser, argv, skip=()):
+    """The part of argv (options and their values) that `parser` knows, less `skip`: how one set
+    of extra flags can go to several stages that take different ones (scripts/compare_original.py)."""
+    known = {s: a for a in parser._actions for s in a.option_strings if s not in skip}
+    out, take = [], 0
+    for token in argv:
+        if take:
+            out.append(token)
+            take -= 1
+        elif token.split("=", 1)[0] in known:
+            out.append(token)
+            nargs = known[token.split("=", 1)[0]].nargs      # None: one value; 0: a switch
+            take = 0 if "=" in token else nargs if isinstance(nargs, int) else 1
+    return out

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .errors import UserError
+from common.errors import UserError
 
 TIMEOUT_MIN = float(os.environ.get("CROSSHAR_DIST_TIMEOUT_MIN", "10"))
 

@@ -1,5 +1,6 @@
 """The training loop every stage shares: device, precision, seeding, mini-batches over
-device-resident tensors, per-epoch validation, best-by-validation selection, progress."""
+device-resident tensors, per-epoch validation, best-by-validation selection, progress and the
+per-epoch history (training/history.py); and evaluation in batches without gradients."""
 import contextlib
 import math
 import time
@@ -9,9 +10,10 @@ import torch
 from tqdm import tqdm
 
 from .distributed import World, all_reduce_sum, shard
-from .errors import UserError
+from common.errors import UserError
 
 PRECISIONS = ("auto", "fp32", "bf16")
+EVAL_BATCH = 512
 
 
 def resolve_device(gpu=None):
@@ -91,13 +93,14 @@ class FitState:
 
 
 def fit(*, state, n_epochs, n_train, batch_size, seed, device, step, validate, on_best=None,
-        on_epoch=None, reset_best_at=None, world=World(), desc="train"):
+        on_epoch=None, reset_best_at=None, world=World(), desc="train", history=None):
     """Run epochs state.epoch..n_epochs-1.
 
     step(idx, epoch, generator) -> dict of scalar tensors (losses of this rank's batch shard);
     validate(epoch) -> dict with 'loss' (the selection criterion; equal on all ranks);
     on_best(epoch) keeps the selected model (called on every rank: validation losses agree);
-    on_epoch(state) saves the resumable state (rank 0 only).
+    on_epoch(state) saves the resumable state (rank 0 only), after history.log() has
+    recorded the epoch (rank 0; a resume drops rows after the epoch it resumes from).
     The best validation loss is reset at epoch `reset_best_at` (a new training phase).
     """
     bar = tqdm(range(state.epoch, n_epochs), desc=desc, initial=state.epoch, total=n_epochs,
@@ -108,14 +111,16 @@ def fit(*, state, n_epochs, n_train, batch_size, seed, device, step, validate, o
         order = make_generator(device, epoch_seed(seed, epoch))            # shared by ranks
         gen = make_generator(device, epoch_seed(seed, epoch, world.rank + 1))  # this rank's draws
         torch.manual_seed(epoch_seed(seed, epoch, world.rank + 1))          # dropout
-        sums, count, t0 = {}, 0, time.perf_counter()
+        sums, count, windows, t0 = {}, 0, 0, time.perf_counter()
         for idx in batches(n_train, batch_size, order, world):
             logs = step(idx, epoch, gen)
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + v.detach()
             count += 1
-            state.windows_seen += len(idx) * world.size
-        state.train_seconds += time.perf_counter() - t0
+            windows += len(idx) * world.size
+        train_seconds = time.perf_counter() - t0
+        state.train_seconds += train_seconds
+        state.windows_seen += windows
         train = {k: float(v) / max(count, 1) for k, v in sums.items()}
         val = validate(epoch)
         if val["loss"] < state.best_val:
@@ -123,6 +128,8 @@ def fit(*, state, n_epochs, n_train, batch_size, seed, device, step, validate, o
             if on_best:
                 on_best(epoch)
         state.epoch = epoch + 1
+        if history and world.main:
+            history.log(epoch + 1, train, val, time.perf_counter() - t0, train_seconds, windows)
         if on_epoch and world.main:
             on_epoch(state)
         bar.set_postfix({**{k: f"{v:.4f}" for k, v in train.items()},
@@ -144,3 +151,19 @@ def sharded_sums(batch_values, n, batch_size, n_values, world, device):
     return all_reduce_sum(sums, device) if world.distributed else sums
 
 
+
+
+@torch.no_grad()
+def batched_eval(fn, x, device, precision, batch_size=EVAL_BATCH):
+    """fn over x in batches, without gradients, results concatenated in float32."""
+    out = []
+    for start in range(0, len(x), batch_size):
+        with autocast(device, precision):
+            out.append(fn(x[start:start + batch_size]).float())
+    return torch.cat(out)
+
+
+def embed(encoder, x, device, precision):
+    """Per-step features (N, T, H) of raw windows x (the encoder normalises them), float32."""
+    encoder.eval()
+    return batched_eval(lambda b: encoder(b)[0], x, device, precision)

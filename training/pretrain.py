@@ -10,27 +10,31 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from common.errors import UserError
+from common.io import save_json, save_torch
 from config import MaskConfig, PretrainConfig
 from dataset.load import split_indices
-from models import build_backbone
+from models import spec as model_spec
 from models.heads import ContrastiveHead, ReconstructionHead
 
 from . import augment
-from .checkpoint import load_checkpoint, save_checkpoint, save_json
-from .errors import UserError
-from .losses import nt_xent, reconstruction_loss
+from .artifacts import load_checkpoint, new_id
 from .distributed import World, gather_with_grad
+from .history import History
+from .losses import nt_xent, reconstruction_loss
 from .loop import FitState, autocast, fit, make_generator, sharded_sums
 from .masking import mask_batch
 
 
 class PretrainModel(nn.Module):
-    """Backbone + reconstruction head + contrastive head; forward = the losses of a batch."""
+    """Encoder (built from its spec) + reconstruction head + contrastive head; forward = the
+    losses of a batch of views, which make_views() normalised with the encoder's own
+    normalisation before masking them."""
 
-    def __init__(self, backbone, model_cfg, head_cfg, feature_num, seq_len):
+    def __init__(self, spec, head_cfg):
         super().__init__()
-        self.encoder = build_backbone(backbone, model_cfg, feature_num, seq_len)
-        self.recon_head = ReconstructionHead(self.encoder.num_features, feature_num)
+        self.encoder = model_spec.build(spec, "encoder model_args")
+        self.recon_head = ReconstructionHead(self.encoder.num_features, spec["feature_num"])
         self.cl_head = ContrastiveHead(self.encoder.num_features, **head_cfg)
 
     def forward(self, views, with_cl, gather=True):
@@ -39,7 +43,7 @@ class PretrainModel(nn.Module):
         sees the global batch's negatives exactly as a single process would."""
         recon, projections = 0.0, []
         for masked, pos, target in views:
-            feats, _ = self.encoder(masked)
+            feats, _ = self.encoder.encode(masked)
             recon = recon + reconstruction_loss(self.recon_head(feats, pos), target) / len(views)
             if with_cl:
                 z = self.cl_head(feats)
@@ -48,16 +52,23 @@ class PretrainModel(nn.Module):
         return recon, cl
 
 
-def make_views(x, mask_cfg, generator, norm="instance"):
-    """Raw windows -> the weak and the strong view, normalised, then masked."""
-    return [mask_batch(augment.normalize(view(x, generator), norm), mask_cfg, generator)
-            for view in (augment.weak_view, augment.strong_view)]
+def draw_views(x, generator, normalize, weak_per="channel"):
+    """Raw windows -> the weak and the strong view, normalised (the encoder's normalize)."""
+    return [normalize(augment.weak_view(x, generator, weak_per)), normalize(augment.strong_view(x, generator))]
 
 
-def train_step(model, opt, x, mask_cfg, train_cfg, generator, with_cl, device, precision, norm="instance"):
-    """One optimisation step on raw windows x: views, masking, losses, backward, Adam."""
+def make_views(x, mask_cfg, generator, normalize, weak_per="channel", views=None):
+    """Raw windows -> both views (or x's pre-drawn `views`), then masked."""
+    views = draw_views(x, generator, normalize, weak_per) if views is None else views
+    return [mask_batch(v, mask_cfg, generator) for v in views]
+
+
+def train_step(model, opt, x, mask_cfg, train_cfg, generator, with_cl, device, precision, normalize,
+               views=None):
+    """One optimisation step on raw windows x (or their pre-drawn views): views, masking,
+    losses, backward, Adam."""
     with autocast(device, precision):
-        recon, cl = model(make_views(x, mask_cfg, generator, norm), with_cl)
+        recon, cl = model(make_views(x, mask_cfg, generator, normalize, train_cfg.weak_view, views), with_cl)
         loss = train_cfg.lambda_recon * recon + train_cfg.lambda_cl * cl if with_cl else recon
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -81,13 +92,14 @@ def _without_epochs(config):
     return {**config, "train": {k: v for k, v in config["train"].items() if k != "n_epochs"}}
 
 
-def run_pretraining(*, windows, backbone, model_cfg, head_cfg, train_cfg: PretrainConfig,
-                    mask_cfg: MaskConfig, augmentation, device, precision, run_dir, model_args,
-                    resolved_config, world=World(), compile=False):
-    """compile=True runs the training step's model under torch.compile (see compiled())."""
+def run_pretraining(*, windows, spec, head_cfg, train_cfg: PretrainConfig, mask_cfg: MaskConfig,
+                    augmentation, device, precision, run_dir, resolved_config, world=World(),
+                    compile=False, tensorboard=False):
+    """compile=True runs the training step's model under torch.compile (see compiled()).
+    The caller holds the run folder's lock (rank 0)."""
     run_dir = Path(run_dir)
     say = print if world.main else (lambda *a, **k: None)
-    n, seq_len, feature_num = windows.data.shape
+    n = len(windows.data)
     train_idx, val_idx, _ = split_indices(n, train_cfg.seed, train_cfg.train_rate, train_cfg.val_rate)
     if len(train_idx) < 2 or len(val_idx) < 1:
         raise UserError(f"{windows.name}: {n} windows are too few for a train/validation split")
@@ -95,18 +107,22 @@ def run_pretraining(*, windows, backbone, model_cfg, head_cfg, train_cfg: Pretra
     # the expansion and the validation views/masks are drawn once, from the seed alone
     x_train = augment.expand_training_set(data[torch.as_tensor(train_idx, device=device)], augmentation,
                                           make_generator(device, train_cfg.seed))
-    norm = model_args.get("norm", "instance")
-    val_views = make_views(data[torch.as_tensor(val_idx, device=device)], mask_cfg,
-                           make_generator(device, train_cfg.seed + 1), norm)
     torch.manual_seed(train_cfg.seed)
-    model = PretrainModel(backbone, model_cfg, head_cfg, feature_num, seq_len).to(device)
+    model = PretrainModel(spec, head_cfg).to(device)
+    normalize = model.encoder.normalize
+    val_views = make_views(data[torch.as_tensor(val_idx, device=device)], mask_cfg,
+                           make_generator(device, train_cfg.seed + 1), normalize, train_cfg.weak_view)
+    # views "once" (the published code): one weak and one strong view per training window for
+    # the whole run, masks still drawn per batch; "batch": both views drawn afresh per batch
+    fixed_views = (draw_views(x_train, make_generator(device, train_cfg.seed + 2), normalize, train_cfg.weak_view)
+                   if train_cfg.views == "once" else None)
     opt = torch.optim.Adam(model.parameters(), lr=train_cfg.lr)
     phase2_start = train_cfg.n_epochs - train_cfg.n_epochs_cl
     state = FitState()
 
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     if last_path.exists():
-        ckpt = load_checkpoint(last_path, "pretrain_state", backbone, map_location=device)
+        ckpt = load_checkpoint(last_path, "pretrain_state", map_location=device, own_run=True)
         if _without_epochs(ckpt["config"]) != _without_epochs(resolved_config):
             raise UserError(f"{run_dir} holds a run with another configuration; pass --fresh to "
                             f"overwrite it, or -s NAME for a new run")
@@ -117,7 +133,7 @@ def run_pretraining(*, windows, backbone, model_cfg, head_cfg, train_cfg: Pretra
     if state.epoch >= train_cfg.n_epochs:
         say(f"{run_dir}: already complete ({state.epoch} epochs); best epoch {state.best_epoch + 1}")
         return state
-    say(f"pretraining {backbone} on {windows.name}: {len(x_train)} training windows "
+    say(f"pretraining {spec['backbone']} on {windows.name}: {len(x_train)} training windows "
         f"({augmentation}), {len(val_idx)} validation windows, device {device}, {precision}"
         + (f", {world.size} processes" if world.distributed else ""))
     # phase 1 leaves the contrastive head unused: DDP must be told
@@ -127,8 +143,9 @@ def run_pretraining(*, windows, backbone, model_cfg, head_cfg, train_cfg: Pretra
 
     def step(idx, epoch, gen):
         model.train()
+        views = None if fixed_views is None else [v[idx] for v in fixed_views]
         return train_step(train_module, opt, x_train[idx], mask_cfg, train_cfg, gen, epoch >= phase2_start,
-                          device, precision, norm)
+                          device, precision, normalize, views)
 
     @torch.no_grad()
     def validate(epoch):
@@ -151,24 +168,30 @@ def run_pretraining(*, windows, backbone, model_cfg, head_cfg, train_cfg: Pretra
     def on_best(epoch):
         if not world.main:
             return
-        save_checkpoint({"kind": "encoder", "backbone": backbone, "model_args": model_args,
-                         "state": model.encoder.state_dict(),
-                         "heads": {"recon": model.recon_head.state_dict(), "cl": model.cl_head.state_dict()},
-                         "epoch": epoch + 1, "val_loss": state.best_val,
-                         "config": resolved_config}, best_path)
+        # a new id for every new best: embeddings made from an earlier one are refused
+        save_torch({"kind": "encoder", "id": new_id(), "model_args": spec,
+                    "state": model.encoder.state_dict(),
+                    "heads": {"recon": model.recon_head.state_dict(), "cl": model.cl_head.state_dict()},
+                    "epoch": epoch + 1, "val_loss": state.best_val, "config": resolved_config}, best_path)
 
     def on_epoch(st):
         # random draws derive from (seed, epoch, rank) (loop.epoch_seed): no RNG state to save
-        save_checkpoint({"kind": "pretrain_state", "backbone": backbone, "model_args": model_args,
-                         "model": model.state_dict(), "optimizer": opt.state_dict(),
-                         "fit_state": asdict(st), "config": resolved_config}, last_path)
+        save_torch({"kind": "pretrain_state", "model_args": spec, "model": model.state_dict(),
+                    "optimizer": opt.state_dict(), "fit_state": asdict(st), "config": resolved_config},
+                   last_path)
 
+    history = None
     if world.main:
         save_json(resolved_config, run_dir / "config.json")
-    state = fit(state=state, n_epochs=train_cfg.n_epochs, n_train=len(x_train),
-                batch_size=train_cfg.batch_size, seed=train_cfg.seed, device=device, step=step,
-                validate=validate, on_best=on_best, on_epoch=on_epoch, reset_best_at=phase2_start,
-                world=world, desc="pretrain")
+        history = History(run_dir, resume_epoch=state.epoch, tensorboard=tensorboard)
+    try:
+        state = fit(state=state, n_epochs=train_cfg.n_epochs, n_train=len(x_train),
+                    batch_size=train_cfg.batch_size, seed=train_cfg.seed, device=device, step=step,
+                    validate=validate, on_best=on_best, on_epoch=on_epoch, reset_best_at=phase2_start,
+                    world=world, desc="pretrain", history=history)
+    finally:
+        if history:
+            history.close()     # the curve, also for an interrupted run
     rate = state.windows_seen / max(state.train_seconds, 1e-9)
     say(f"done: best epoch {state.best_epoch + 1} (val {state.best_val:.4f}); "
         f"{rate:.0f} training windows/s over this run's epochs; encoder at {best_path}")
