@@ -15,9 +15,11 @@ import math
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from . import register_backbone
-from .ops.selective_scan import SCAN_IMPLS, causal_conv1d, selective_scan
+from .ops.selective_scan import (SCAN_IMPLS, causal_conv1d, cpu_kernel_selected, kernel_unavailable_reason,
+                                 mamba_mixers_kernel, selective_scan)
 
 # Keys of config/pretrain_model.json "mamba_v1". depth counts bidirectional blocks: 6 blocks =
 # 12 Mamba layers = HARMamba's depth 12 (about 0.41 M parameters with d_model 64).
@@ -49,7 +51,15 @@ class Mamba(nn.Module):
         self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(d_inner, 1))
         self.D = nn.Parameter(torch.ones(d_inner))
 
-    def forward(self, x):
+    def forward(self, x, reverse=False):
+        """reverse=True: the mixer run backwards in time, i.e. forward(x.flip(1)).flip(1)."""
+        if cpu_kernel_selected(self.scan, x, **self.kernel_sizes()):
+            return self._forward_kernels(x, reverse)
+        if reverse:
+            return self._forward_generic(x.flip(1)).flip(1)
+        return self._forward_generic(x)
+
+    def _forward_generic(self, x):
         u, z = self.in_proj(x).transpose(1, 2).chunk(2, dim=1)               # (B, d_inner, L) each
         conv_impl = "auto" if self.scan == "cuda" else self.scan   # scan="cuda" needs mamba_ssm only
         u = causal_conv1d(u, self.conv1d.weight.squeeze(1), self.conv1d.bias, "silu", impl=conv_impl)
@@ -60,17 +70,29 @@ class Mamba(nn.Module):
                            impl=self.scan)
         return self.out_proj(y.transpose(1, 2))
 
+    def _forward_kernels(self, x, reverse):
+        return self.out_proj(mamba_mixers_kernel(self.in_proj(x), [self], [reverse]))
+
+    def kernel_sizes(self):
+        return dict(d_state=self.d_state, rank=self.dt_rank, width=self.conv1d.weight.shape[-1])
+
+    def mixer_params(self):
+        """The parameters of the part between in_proj and out_proj (ops.mamba_cpu.MIXER_PARAMS)."""
+        return (self.conv1d.weight, self.conv1d.bias, self.x_proj.weight, self.dt_proj.weight,
+                self.dt_proj.bias, self.A_log, self.D)
+
 
 def drop_path(x, p, training):
     """Stochastic depth: drop the whole residual branch per sample; identity at eval."""
     if p == 0.0 or not training:
         return x
     keep = x.new_empty(x.shape[0], *(1,) * (x.ndim - 1)).bernoulli_(1.0 - p)
-    return x * keep / (1.0 - p)
+    return x * keep.div_(1.0 - p)              # scale the (B, 1, 1) mask, not x: one pass over x
 
 
 class BiMambaBlock(nn.Module):
-    """x + drop_path(fwd(n) + flip(bwd(flip(n)))), n = RMSNorm(x); fwd and bwd own their weights."""
+    """x + drop_path(fwd(n) + flip(bwd(flip(n)))), n = RMSNorm(x); fwd and bwd own their weights
+    (bwd runs with reverse=True, which the kernels do without flipping)."""
 
     def __init__(self, d_model, drop_path=0.0, **mamba_kw):
         super().__init__()
@@ -81,7 +103,14 @@ class BiMambaBlock(nn.Module):
 
     def forward(self, x):                                                     # (B, L, d_model)
         h = self.norm(x)
-        y = self.fwd(h) + self.bwd(h.flip(1)).flip(1)
+        if cpu_kernel_selected(self.fwd.scan, h, **self.fwd.kernel_sizes()):
+            # both directions in one in_proj and one out_proj matmul, whose sum over the
+            # concatenated inner dimension adds the two directions
+            w_in = torch.cat([self.fwd.in_proj.weight, self.bwd.in_proj.weight])
+            w_out = torch.cat([self.fwd.out_proj.weight, self.bwd.out_proj.weight], dim=1)
+            y = F.linear(mamba_mixers_kernel(F.linear(h, w_in), [self.fwd, self.bwd], [False, True]), w_out)
+        else:
+            y = self.fwd(h) + self.bwd(h, reverse=True)
         return x + drop_path(y, self.drop_path, self.training)
 
 
@@ -106,6 +135,10 @@ class HARMamba(nn.Module):
         rates = torch.linspace(0, drop_path, depth).tolist()                   # deeper blocks drop more
         self.blocks = nn.ModuleList(
             BiMambaBlock(d_model, p, d_state=d_state, d_conv=d_conv, expand=expand, scan=scan) for p in rates)
+        why = kernel_unavailable_reason(**self.blocks[0].fwd.kernel_sizes()) if scan == "kernel" else None
+        if why is not None:
+            raise ValueError(f"mamba: scan='kernel' needs the C++ CPU kernel, which cannot run here: {why}; "
+                             f"use scan 'auto' or 'torch'")
         self.norm = nn.RMSNorm(d_model, eps=1e-5)
         self.step_proj = nn.Linear(feature_num * d_model, hidden)              # a patch's C tokens -> H
         self.step_pos = nn.Parameter(torch.zeros(seq_len, hidden))
@@ -123,9 +156,11 @@ class HARMamba(nn.Module):
         if (T, C) != (self.seq_len, self.feature_num):
             raise ValueError(f"mamba: built for (T, C) = ({self.seq_len}, {self.feature_num}), "
                              f"got {tuple(x.shape[1:])}")
-        patches = x.transpose(1, 2).unfold(-1, self.patch_size, self.stride)     # (B, C, N_p, P)
-        tok = self.patch_embed(patches) + self.channel_embed[:, None] + self.patch_pos
-        tok = tok.transpose(1, 2).reshape(batch, self.n_patches * C, -1)        # time-major tokens
+        # patches cut along time are (B, N_p, C, P): already time-major, so the embedding's
+        # output reshapes to the token sequence without a copy
+        patches = x.unfold(1, self.patch_size, self.stride)
+        tok = self.patch_embed(patches) + (self.patch_pos[:, None] + self.channel_embed)
+        tok = tok.reshape(batch, self.n_patches * C, -1)
         mid = self.cls_index
         seq = torch.cat([tok[:, :mid], self.cls_token.expand(batch, 1, -1), tok[:, mid:]], dim=1)
         for block in self.blocks:

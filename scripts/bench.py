@@ -4,11 +4,14 @@ that precision, classifier-stage seconds, batch-1 inference latency and peak mem
 
     python scripts/bench.py [--backbones limu mamba] [--precisions fp32 bf16] [--repeats 5]
                             [--classifier-epochs 100] [--compile] [--ranks 2]
-                            [--json results/bench.json]
+                            [--interleave [--with-torch-scan]] [--json results/bench.json]
 
 --compile adds rows with the pretraining step under torch.compile (compile time reported
 apart); --ranks N adds rows with the step data-parallel over N processes of cores/N threads
 each (global batch 512, gloo on the CPU): what `torchrun --nproc_per_node N pretrain.py` runs.
+--interleave adds the mamba and limu steps timed in turn in one process (and with
+--with-torch-scan the mamba step on the PyTorch scan). The selective-scan rows (PyTorch scan,
+C++ kernel, CUDA kernel where there is one) are always timed, in turn in one process.
 
 Each (setup, backbone, precision) runs in its own subprocess so its peak memory is its own. The
 machine is shared and noisy: compare ratios within one run, not absolute figures across runs.
@@ -37,6 +40,9 @@ BATCH = 512                  # the reference pretraining batch (global, also und
 # share of the peak that the original's work done at our rate would take (the yardstick of
 # the throughput targets in docs/performance.md)
 REFERENCE_MFLOP = 208.5
+SCAN_EVENTS = ("selective_scan", "_SelectiveScanFnBackward", "selective_scan_backward", "KernelScanFnBackward")
+SCAN_SHAPE = dict(batch=512, d_inner=128, d_state=16)      # mamba_v1's scan at batch 512
+SCAN_LENGTHS = (61, 121)     # mamba_v1's tokens on 120-sample windows; twice as many
 
 
 def device_sync(device):
@@ -135,9 +141,9 @@ def one_config(backbone, precision, repeats, clf_epochs, device):
             sync()
         events = prof.key_averages()
         total = sum(e.cpu_time_total for e in events if e.key == "step")
-        # forward is recorded as "selective_scan", its backward as the autograd node's name
-        scan = sum(e.cpu_time_total for e in events
-                   if e.key in ("selective_scan", "_SelectiveScanFnBackward"))
+        # the forward is recorded as "selective_scan", the backward as the torch scan's autograd
+        # node or, on the C++ kernels, as "selective_scan_backward" / the kernel's node
+        scan = sum(e.cpu_time_total for e in events if e.key in SCAN_EVENTS)
         scan_share = scan / total if total else None
 
     # classifier stage at the workload above
@@ -235,38 +241,74 @@ def ddp_config(backbone, precision, ranks, repeats, compile=False):
 
 
 def scan_timings(repeats, device):
-    """Forward+backward time of each selective-scan implementation at HAR sizes."""
-    try:
-        from models.ops import selective_scan as ss
-    except ImportError:
-        return []
+    """Forward+backward of each selective-scan implementation at mamba_v1's sizes (B 512, D 128,
+    N 16, z, D, delta_bias and softplus on; (B, D, L) inputs), timed in rounds that take the
+    implementations in turn, in this process and under the same thread settings; medians."""
+    from models.ops import selective_scan as ss
+    impls = ["torch"] + (["kernel"] if ss.kernel_unavailable_reason() is None and device.type == "cpu" else []) \
+        + (["cuda"] if device.type == "cuda" else [])
     rows = []
-    B, D, N = 512, 128, 16
-    for L in (60, 120):
+    for L in SCAN_LENGTHS:
         g = torch.Generator(device="cpu").manual_seed(0)
-        mk = lambda *s: torch.randn(*s, generator=g).to(device)  # noqa: E731
-        u, delta, z = mk(B, D, L), mk(B, D, L) * 0.5, mk(B, D, L)
-        A = -torch.rand(D, N, generator=g).to(device) - 0.5
-        Bm, Cm, Dv = mk(B, N, L), mk(B, N, L), mk(D)
-        for impl in ("ref", "torch") + (("cuda",) if device.type == "cuda" else ()):
-            leaves = [t.clone().requires_grad_() for t in (u, delta)]
+        B, D, N = SCAN_SHAPE["batch"], SCAN_SHAPE["d_inner"], SCAN_SHAPE["d_state"]
+        mk = lambda *s, scale=1.0: (scale * torch.randn(*s, generator=g)).to(device).requires_grad_()  # noqa: E731
+        inputs = [mk(B, D, L), mk(B, D, L, scale=0.5), (-0.1 - torch.rand(D, N, generator=g)).to(device).requires_grad_(),
+                  mk(B, N, L), mk(B, N, L), mk(D), mk(B, D, L), mk(D, scale=0.5)]
+        sync = device_sync(device)
 
-            def run():
-                y = ss.selective_scan(leaves[0], leaves[1], A, Bm, Cm, Dv, z=z, delta_softplus=True, impl=impl)
-                y.sum().backward()
-            try:
-                t = median_time(run, max(1, repeats // 2), warmup=1, sync=device_sync(device))
-            except Exception as e:  # noqa: BLE001 - an unavailable kernel is reported, not fatal
-                rows.append({"impl": impl, "L": L, "error": str(e).splitlines()[0]})
-                continue
-            rows.append({"impl": impl, "L": L, "fwd_bwd_ms": t * 1e3})
+        def run(impl):
+            for t in inputs:
+                t.grad = None
+            sync()
+            t0 = time.perf_counter()
+            u, delta, A, Bm, Cm, Dv, z, bias = inputs
+            ss.selective_scan(u, delta, A, Bm, Cm, Dv, z, bias, delta_softplus=True, impl=impl).sum().backward()
+            sync()
+            return time.perf_counter() - t0
+        times = {impl: [] for impl in impls}
+        for impl in impls:
+            run(impl)                                   # warm-up (and the kernel's first build)
+        for _ in range(max(1, repeats)):
+            for impl in impls:
+                times[impl].append(run(impl))
+        for impl in impls:
+            rows.append({"impl": impl, "L": L, "fwd_bwd_ms": 1e3 * statistics.median(times[impl]),
+                         "rounds": len(times[impl])})
     return rows
+
+
+def interleaved_steps(precisions, repeats, setups):
+    """Pretraining steps of several (backbone, scan) setups timed in turn in one process (the
+    fairest ratio on a shared machine): {(setup, precision): median seconds}."""
+    device = torch.device("cpu")
+    out = {}
+    for precision in precisions:
+        steps = {}
+        for name, backbone, scan in setups:
+            model, step = pretrain_step(backbone, precision, device, BATCH)
+            if scan:
+                from models.mamba import Mamba
+                for m in model.modules():
+                    if isinstance(m, Mamba):
+                        m.scan = scan
+            step()                                      # warm-up
+            steps[name] = step
+        times = {name: [] for name in steps}
+        for _ in range(repeats):
+            for name, step in steps.items():
+                t0 = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - t0)
+        for name, ts in times.items():
+            out[(name, precision)] = statistics.median(ts)
+    return out
 
 
 def main():
     from common.cli import Parser
     p = Parser(description=__doc__.splitlines()[0])
-    p.add_argument("--backbones", nargs="+", default=["limu", "mamba"])
+    p.add_argument("--backbones", nargs="*", default=["limu", "mamba"],
+                   help="backbones measured each in its own process (none: only the scan rows and --interleave)")
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--classifier-epochs", type=int, default=100,
@@ -274,6 +316,10 @@ def main():
     p.add_argument("--compile", action="store_true", help="also time the pretraining step under torch.compile")
     p.add_argument("--ranks", type=int, default=0,
                    help="also time the step data-parallel over this many CPU processes (0: no)")
+    p.add_argument("--interleave", action="store_true",
+                   help="also time the mamba and limu steps in turn in one process (mamba / limu per window)")
+    p.add_argument("--with-torch-scan", action="store_true",
+                   help="with --interleave: also the mamba step on the PyTorch scan (the slow baseline)")
     p.add_argument("--json", default=None, help="also write the results here")
     p.add_argument("--one", nargs=3, metavar=("SETUP", "BACKBONE", "PRECISION"), help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -327,7 +373,9 @@ def main():
                 rows.append(r)
     head = ("backbone", "precision", "windows/s", "MFLOP/win", "GFLOP/s", "% peak", "% peak, ref.",
             "scan %", "classifier s", "latency ms", "peak MiB")
-    print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    if rows:
+        print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+
     def fmt(r, key, spec, scale=1.0):
         return format(scale * r[key], spec) if r.get(key) is not None else "-"
 
@@ -340,15 +388,33 @@ def main():
     for r in rows:
         if "compile_s" in r:
             print(f"({r['backbone']} {r['label']}: first step incl. compilation {r['compile_s']:.0f} s)")
-    if args.classifier_epochs != 100:
+    if rows and args.classifier_epochs != 100:
         print(f"(classifier stage: {args.classifier_epochs} epochs timed, scaled to 100)")
     scans = scan_timings(args.repeats, device)
-    for s in scans:
-        print(f"selective scan {s['impl']:>5} L={s['L']}: " +
-              (f"{s['fwd_bwd_ms']:.1f} ms fwd+bwd" if "fwd_bwd_ms" in s else f"unavailable ({s['error']})"))
+    print(f"\nselective scan fwd+bwd, B {SCAN_SHAPE['batch']}, D {SCAN_SHAPE['d_inner']}, N {SCAN_SHAPE['d_state']}, "
+          f"{torch.get_num_threads()} threads, medians of rounds taking the implementations in turn:")
+    for L in SCAN_LENGTHS:
+        at = {s["impl"]: s["fwd_bwd_ms"] for s in scans if s["L"] == L}
+        speedup = f"   torch / kernel: {at['torch'] / at['kernel']:.1f}x" if "kernel" in at else ""
+        print(f"  L {L}: " + ", ".join(f"{impl} {ms:.0f} ms" for impl, ms in at.items()) + speedup)
+    steps = {}
+    if args.interleave and device.type == "cpu":
+        setups = [("mamba", "mamba", None), ("limu", "limu", None)] + (
+            [("mamba, torch scan", "mamba", "torch")] if args.with_torch_scan else [])
+        precisions = [p for p in args.precisions if p != "bf16" or bf16_ok]
+        steps = interleaved_steps(precisions, args.repeats, setups)
+        print(f"\npretraining steps in turn in one process (batch {BATCH}, {args.repeats} rounds, medians):")
+        for precision in precisions:
+            at = {name: steps[(name, precision)] for name, _, _ in setups}
+            line = ", ".join(f"{name} {BATCH / s:.0f} windows/s" for name, s in at.items())
+            line += f"; mamba / limu per window: {at['mamba'] / at['limu']:.1f}x"
+            if "mamba, torch scan" in at:
+                line += f"; mamba vs on the torch scan: {at['mamba, torch scan'] / at['mamba']:.1f}x faster"
+            print(f"  {precision}: {line}")
     if args.json:
         from common.io import save_json
-        save_json({"hardware": hw, "peaks_gflops": peaks, "rows": rows, "scan": scans}, args.json)
+        save_json({"hardware": hw, "peaks_gflops": peaks, "rows": rows, "scan": scans,
+                   "interleaved_steps_s": {f"{n}|{p}": s for (n, p), s in steps.items()}}, args.json)
 
 
 if __name__ == "__main__":

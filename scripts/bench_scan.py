@@ -3,6 +3,7 @@
     python scripts/bench_scan.py                      # CPU, batch 512, L 40 61 120 200
     python scripts/bench_scan.py --threads 1 --lengths 61 --skip-ref
     python scripts/bench_scan.py --device cuda        # adds mamba_ssm's kernel ("cuda")
+On a CPU the C++ kernel ("kernel") is timed too where it builds.
 
 Each figure is the median of --repeats timed runs after one warm-up run; the sequential
 reference is slow, so it gets --ref-repeats runs and no warm-up. The load average is printed
@@ -95,7 +96,9 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    impls = ["torch"] + ([] if args.skip_ref else ["ref"]) + (["cuda"] if device.type == "cuda" else [])
+    from models.ops.selective_scan import kernel_unavailable_reason
+    kernel = ["kernel"] if device.type == "cpu" and kernel_unavailable_reason() is None else []
+    impls = ["torch"] + kernel + ([] if args.skip_ref else ["ref"]) + (["cuda"] if device.type == "cuda" else [])
     print(f"cpu: {cpu_name()} ({os.cpu_count()} logical cores), torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}, cpu capability {torch.backends.cpu.get_cpu_capability()}")
     if device.type == "cuda":

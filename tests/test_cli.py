@@ -47,6 +47,11 @@ def test_stage_flags_and_choices(capsys):
     backbone = next(a for a in pre._actions if "--backbone" in a.option_strings)
     assert list(backbone.choices) == list_backbones()
     assert "invalid choice" in refused(capsys, "pretrain", "--backbone", "resnet")
+    from models.ops.selective_scan import SCAN_IMPLS          # --scan: the scan registry's, the C++ kernel's too
+    for script in ("pretrain", "classifier"):
+        scan = next(a for a in parser(script)._actions if "--scan" in a.option_strings)
+        assert list(scan.choices) == list(SCAN_IMPLS) and "kernel" in scan.choices
+    assert pre.parse_args(["--scan", "kernel"]).scan == "kernel"
     assert "seed must be an integer >= 0" in refused(capsys, "classifier", "--seed", "-1")
     for script in ("pretrain", "embedding", "classifier", "cross_dataset_test"):
         assert "no path separator" in refused(capsys, script, "-s", "../../../../elsewhere/evil")

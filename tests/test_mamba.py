@@ -141,3 +141,32 @@ def test_bf16_autocast_forward_backward():
     (feats.float().square().mean() + pooled.float().square().mean()).backward()
     assert torch.isfinite(feats.float()).all()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_tokens_are_time_major_channel_patches():
+    """Token p * C + c (before the class token is inserted) embeds channel c's patch p."""
+    torch.manual_seed(0)
+    model = build_mamba({**SMALL, "depth": 0}, feature_num=6, seq_len=120)
+    x = torch.randn(2, 120, 6)
+    seen = []
+    model.blocks.append(type("Spy", (torch.nn.Module,), {"forward": lambda self, s: seen.append(s) or s})())
+    model(x)
+    seq = seen[0]
+    mid = model.cls_index
+    tokens = torch.cat([seq[:, :mid], seq[:, mid + 1:]], dim=1)
+    for p, c in [(0, 0), (3, 5), (9, 2)]:
+        patch = x[:, p * model.stride:p * model.stride + model.patch_size, c]
+        want = model.patch_embed(patch) + model.channel_embed[c] + model.patch_pos[p]
+        torch.testing.assert_close(tokens[:, p * 6 + c], want)
+    torch.testing.assert_close(seq[:, mid], model.cls_token.expand(2, -1))
+
+
+def test_drop_path_zeroes_or_rescales_whole_samples():
+    from models.mamba import drop_path
+    torch.manual_seed(0)
+    x = torch.randn(64, 5, 3)
+    y = drop_path(x, 0.25, training=True)
+    kept = (y != 0).flatten(1).all(1)
+    assert 0 < kept.sum() < 64 and (y[~kept] == 0).all()
+    torch.testing.assert_close(y[kept], x[kept] / 0.75)
+    assert drop_path(x, 0.25, training=False) is x

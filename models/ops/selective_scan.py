@@ -11,19 +11,23 @@ Recurrence (per batch b, channel d, state n):
 
 * ``selective_scan_ref``: the sequential recurrence with autograd; the readable ground truth.
 * ``selective_scan_torch``: the fast pure-PyTorch scan (CPU, or GPUs without mamba_ssm).
+* ``selective_scan_kernel``: the fused C++ CPU kernel (mamba_cpu.cpp, built on first use).
 * ``selective_scan(..., impl=)``: dispatch; "auto" takes mamba_ssm's CUDA kernel for CUDA
-  tensors when it imports, else the torch scan.
-Everything computes in float32 (float64 if an input is float64) and returns the dtype of u.
-mamba_ssm and causal_conv1d are optional and imported lazily: on a CPU machine their
-packages install without their compiled kernels and fail on import (see requirements-cuda.txt).
+  tensors when it imports, the C++ kernel for CPU tensors when it builds (float64 inputs keep
+  the exact torch scan), else the torch scan.
+Everything computes in float32 (float64 if an input is float64; always float32 in the C++
+kernel) and returns the dtype of u. mamba_ssm and causal_conv1d are optional and imported
+lazily: on a CPU machine their packages install without their compiled kernels and fail on
+import (see requirements-cuda.txt).
 """
 import functools
 import importlib
+import sys
 
 import torch
 import torch.nn.functional as F
 
-SCAN_IMPLS = ("auto", "ref", "torch", "cuda")
+SCAN_IMPLS = ("auto", "ref", "torch", "kernel", "cuda")
 
 # Elements (L * batch_block * d_inner * d_state) per intermediate in the torch scan: three
 # such tensors live at once in the backward, so ~2M floats keeps them inside a 32 MB L3.
@@ -196,6 +200,84 @@ def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
 
 
 # ---------------------------------------------------------------------------------------------
+# The fused C++ CPU kernel (models/ops/mamba_cpu.py builds and loads it).
+
+def _eager(fn):
+    """Under torch.compile, run fn outside the graph (a ctypes call, or the build behind it, is
+    nothing a graph can hold); torch._dynamo is imported only then, not with this module."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        if torch.compiler.is_compiling():
+            import torch._dynamo as dynamo
+            return dynamo.disable(fn)(*args, **kwargs)
+        return fn(*args, **kwargs)
+    return run
+
+
+@_eager
+def kernel_unavailable_reason(x=None, d_state=None, rank=None, width=None):
+    """None if the C++ kernels can run here (on tensor x, for these sizes: d_state, the rank of
+    a low-rank delta, the conv width), else why not (one line)."""
+    from . import mamba_cpu
+    lib, why = mamba_cpu.load()
+    if lib is None:
+        return why
+    if x is not None and x.device.type != "cpu":
+        return f"it runs on CPU tensors, got {x.device}"
+    for what, value, limit in zip(("d_state", "the rank of delta", "the conv width"), (d_state, rank, width),
+                                  mamba_cpu.limits()):
+        if value is not None and value > limit:
+            return f"{what} {value} is above its maximum {limit}"
+    return None
+
+
+@_eager
+def selective_scan_kernel(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                          return_last_state=False, reverse=False, delta_weight=None):
+    """The C++ CPU kernel; same arguments and results as selective_scan_ref, computed in float32.
+    reverse=True scans from the last step to the first: the same as flipping the time axis of
+    u, delta, B, C, z before and of the output after, without the copies. delta_weight
+    (d_inner, rank), if given, makes delta the (batch, rank, L) factor of the scan's delta =
+    delta_weight @ delta (Mamba's dt_proj inside the kernel)."""
+    rank = None
+    if delta_weight is not None:
+        batch, d_inner, L = u.shape
+        rank = delta_weight.shape[-1]
+        if tuple(delta_weight.shape) != (d_inner, rank) or tuple(delta.shape) != (batch, rank, L):
+            raise ValueError(f"selective scan: with delta_weight {tuple(delta_weight.shape)} delta must be "
+                             f"(batch, rank, L) = ({batch}, {rank}, {L}), got {tuple(delta.shape)}")
+    _check_shapes(u, u if delta_weight is not None else delta, A, B, C, D, z, delta_bias)
+    why = kernel_unavailable_reason(u, A.shape[1], rank)
+    if why is not None:
+        raise RuntimeError(f"impl='kernel': the C++ selective-scan kernel cannot run: {why}")
+    from .mamba_cpu import KernelScanFn
+    with torch.autocast("cpu", enabled=False):
+        out, last = KernelScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_weight, delta_softplus, reverse,
+                                       return_last_state)
+    return (out, last) if return_last_state else out
+
+
+_told_fallback = []
+
+
+def cpu_kernel_selected(impl, x, **sizes):
+    """Whether impl runs on the C++ kernels for tensor x (sizes: see kernel_unavailable_reason):
+    always for "kernel" (which raises if they cannot run); for "auto", CPU tensors that are not
+    float64 (the torch scan keeps those exact) when the kernels run here, otherwise the torch
+    path, saying why once per process."""
+    if impl == "kernel":
+        return True
+    if impl != "auto" or x.is_cuda or x.dtype == torch.float64:
+        return False
+    why = kernel_unavailable_reason(x, **sizes)
+    if why is not None and not _told_fallback:
+        _told_fallback.append(why)
+        print(f"selective scan: using the PyTorch scan, the C++ kernel is unavailable: {why}",
+              file=sys.stderr, flush=True)
+    return why is None
+
+
+# ---------------------------------------------------------------------------------------------
 # Optional CUDA kernels, imported lazily (never at module import).
 
 _SCAN_KERNEL = ("mamba_ssm.ops.selective_scan_interface", "selective_scan_fn", "mamba_ssm")
@@ -236,14 +318,18 @@ def _check_impl(impl):
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                    return_last_state=False, impl="auto"):
-    """Dispatch: "auto" (CUDA kernel for CUDA tensors when mamba_ssm imports, else "torch"),
-    "ref", "torch", or "cuda" (the kernel or a RuntimeError)."""
+    """Dispatch: "auto" (CUDA kernel for CUDA tensors when mamba_ssm imports, the C++ kernel
+    for CPU tensors when it builds, else "torch"), "ref", "torch", "kernel" (the C++ kernel or
+    a RuntimeError), or "cuda" (mamba_ssm's kernel or a RuntimeError)."""
     _check_impl(impl)
     args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
-    # Profiler label for the forward; the backward shows as _SelectiveScanFnBackward (torch scan).
+    # Profiler label for the forward; the backward shows as _SelectiveScanFnBackward (torch
+    # scan) or KernelScanFnBackward (C++ kernel).
     with torch.profiler.record_function("selective_scan"):
         if impl == "ref":
             return selective_scan_ref(*args)
+        if cpu_kernel_selected(impl, u, d_state=A.shape[-1]):
+            return selective_scan_kernel(*args)
         kernel = _pick_kernel(impl, _SCAN_KERNEL, u)
         return kernel(*args) if kernel is not None else selective_scan_torch(*args)
 
@@ -258,10 +344,42 @@ def causal_conv1d_ref(x, weight, bias=None, activation="silu"):
     return F.silu(y) if activation else y
 
 
+@_eager
+def causal_conv1d_kernel(x, weight, bias=None, activation="silu", reverse=False):
+    """causal_conv1d_ref on the C++ CPU kernel (float32 compute); reverse=True convolves the
+    time-flipped input and flips the result back (the conv then looks ahead)."""
+    if activation not in (None, "silu", "swish"):
+        raise ValueError(f"causal_conv1d: activation must be None, 'silu' or 'swish', got {activation!r}")
+    why = kernel_unavailable_reason(x, width=weight.shape[-1])
+    if why is not None:
+        raise RuntimeError(f"impl='kernel': the C++ conv kernel cannot run: {why}")
+    from .mamba_cpu import KernelConvFn
+    with torch.autocast("cpu", enabled=False):
+        return KernelConvFn.apply(x, weight, bias, activation is not None, reverse)
+
+
+@_eager
+def mamba_mixers_kernel(xz, mixers, reverses):
+    """Mamba mixers (with kernel_sizes() and mixer_params()) from in_proj's output to out_proj's
+    input on the C++ kernels: xz (batch, L, 2 d_inner * len(mixers)) -> (batch, L, d_inner *
+    len(mixers)), mixer k backwards in time if reverses[k] (ops.mamba_cpu.MixersFn)."""
+    sizes = {k: max(m.kernel_sizes()[k] for m in mixers) for k in mixers[0].kernel_sizes()}
+    why = kernel_unavailable_reason(xz, **sizes)
+    if why is not None:
+        raise RuntimeError(f"scan='kernel': the C++ Mamba kernels cannot run: {why}")
+    from .mamba_cpu import MixersFn
+    params = [t for m in mixers for t in m.mixer_params()]
+    with torch.autocast("cpu", enabled=False):
+        return MixersFn.apply(xz, tuple(reverses), *params)
+
+
 def causal_conv1d(x, weight, bias=None, activation="silu", impl="auto"):
     """Dispatch like selective_scan: the causal_conv1d kernel ("cuda", or "auto" on CUDA tensors
-    when it imports and 2 <= width <= 4), else causal_conv1d_ref ("ref", "torch")."""
+    when it imports and 2 <= width <= 4), the C++ kernel ("kernel"), else causal_conv1d_ref
+    ("ref", "torch"; "auto" on CPU tensors)."""
     _check_impl(impl)
+    if impl == "kernel":
+        return causal_conv1d_kernel(x, weight, bias, activation)
     kernel = _pick_kernel(impl, _CONV_KERNEL, x, usable=2 <= weight.shape[-1] <= 4)
     if kernel is not None:
         return kernel(x, weight, bias, activation=activation)
