@@ -70,11 +70,10 @@ def main():
     from common.lock import hold
     from config import ClassifierTrainConfig, check, load
     from dataset.load import load_windows
-    from models import spec as model_spec
-    from training import artifacts, cli, paths
     import numpy as np
 
-    from dataset.load import split_indices
+    from models import spec as model_spec
+    from training import artifacts, cli, paths
     from training.classifier import classifier_splits, evaluate, labelled_windows, train_classifier
     from training.distributed import setup, teardown
     from training.history import History, summary_writer
@@ -105,9 +104,10 @@ def main():
         torch.manual_seed(cfg.seed)
         model = model_spec.build(spec, "classifier model_args").to(device)
         y = torch.as_tensor(windows.activity, device=device)
-        train_idx, val_idx, test_idx = classifier_splits(len(y), split, args.label_rate, cfg.seed, windows.name)
-        extra = labelled_windows(torch.as_tensor(windows.data, device=device), y, split_indices(len(y), *split)[0],
-                                 args.label_rate, cfg, args.augmentation, device)
+        pool_idx, train_idx, val_idx, test_idx = classifier_splits(len(y), split, args.label_rate, cfg.seed,
+                                                                   windows.name)
+        extra = labelled_windows(torch.as_tensor(windows.data, device=device), y, pool_idx, args.label_rate, cfg,
+                                 args.augmentation, device)
         if extra is not None:     # the expanded labelled set, appended as rows of x that only training sees
             inputs_extra, labels = encode(extra[0], precision), extra[1]
             train_idx = np.arange(len(y), len(y) + len(labels))

@@ -4,14 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from config import ClassifierTrainConfig, PretrainConfig
-from dataset.load import labelled_subset, split_indices
-from training import augment
 from common.errors import UserError
-from config import check
+from config import ClassifierTrainConfig, PretrainConfig, check
+from dataset.load import labelled_subset, split_indices
+from models.spec import instance_norm
+from training import augment
 from training.classifier import labelled_windows
 from training.loop import make_generator
-from models.spec import instance_norm
 from training.pretrain import draw_views
 
 CPU = torch.device("cpu")

@@ -61,12 +61,12 @@ def train_classifier(*, model, x, y, train_idx, val_idx, cfg: ClassifierTrainCon
 
 
 def classifier_splits(n, split, label_rate, label_seed, name):
-    """Labelled training / validation / test indices. `split` = (seed, train_rate, val_rate)
-    of the encoder's pretraining, so its test windows were never seen in pretraining."""
+    """Training, labelled training, validation and test indices. `split` = (seed, train_rate,
+    val_rate) of the encoder's pretraining, so its test windows were never seen in pretraining."""
     train_idx, val_idx, test_idx = split_indices(n, *split)
     if len(val_idx) == 0 or len(test_idx) == 0:
         raise UserError(f"{name}: {n} windows are too few for train/validation/test splits")
-    return labelled_subset(train_idx, label_rate, label_seed), val_idx, test_idx
+    return train_idx, labelled_subset(train_idx, label_rate, label_seed), val_idx, test_idx
 
 
 def labelled_windows(data, y, train_idx, label_rate, cfg, augmentation, device):
@@ -87,8 +87,7 @@ def labelled_windows(data, y, train_idx, label_rate, cfg, augmentation, device):
     labels = y[torch.as_tensor(np.tile(idx, len(x) // len(idx)), device=device)]
     if cfg.label_pool == "windows":
         return x, labels
-    rows = torch.as_tensor(np.random.default_rng(cfg.seed + 1).permutation(len(x))[:max(1, int(len(x) * label_rate))],
-                           device=device)
+    rows = torch.as_tensor(labelled_subset(np.arange(len(x)), label_rate, cfg.seed), device=device)
     return x[rows], labels[rows]
 
 
