@@ -5,7 +5,7 @@ Writes OUT/summary.csv (one row per run), OUT/summary.md (mean +- std over seeds
 backbone and pair, and the average over pairs) and OUT/heatmap.png (source x target accuracy).
 """
 import csv
-import math
+import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common.cli import Parser, run  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.io import atomic_write, read_json  # noqa: E402
+from training.metrics import percent_mean_sd  # noqa: E402
 
 FIELDS = ["method", "backbone", "source", "target", "seed", "label_rate", "accuracy", "macro_f1",
           "majority_rate", "source_test_accuracy", "wall_seconds", "file"]
@@ -35,12 +36,6 @@ def read_runs(runs_dir):
     return rows
 
 
-def mean_std(values):
-    mu = sum(values) / len(values)
-    sd = math.sqrt(sum((v - mu) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return mu, sd
-
-
 def table(rows):
     """Markdown: one line per (label rate, method, backbone), one column per pair + average."""
     pairs = sorted({(r["source"], r["target"]) for r in rows}, key=lambda p: ("+" in p[0], p))
@@ -59,10 +54,9 @@ def table(rows):
                 if not runs:
                     cells.append("-")
                     continue
-                mu, sd = mean_std([r[metric] for r in runs])
-                means.append(mu)
-                spread = f" ± {100 * sd:.1f}" if len(runs) > 1 else ""   # no spread from one seed
-                cells.append(f"{100 * mu:.1f}{spread} (n={len(runs)})")
+                values = [r[metric] for r in runs]
+                means.append(statistics.mean(values))
+                cells.append(f"{percent_mean_sd(values)} (n={len(runs)})")
             avg = f"{100 * sum(means) / len(means):.1f}" if means else "-"
             lines.append(f"| {rate:g} | {method} | {backbone} | " + " | ".join(cells) + f" | {avg} |")
     maj = defaultdict(list)

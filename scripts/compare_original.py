@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from common.cli import Parser  # noqa: E402
+from training.metrics import percent_mean_sd  # noqa: E402
 ORIGINAL_NAMES = ("uci", "hhar", "motion", "shoaib")     # the original's -d/-td choices
 CODE = ("pretrain.py", "embedding.py", "classifier.py", "cross_dataset_test.py", "train.py",
         "finetune_train.py", "models.py", "Contrastive.py", "loss.py", "utils.py", "augmentations.py",
@@ -217,13 +217,6 @@ def ask_path(cwd, stage, *args):
     return out.stdout.strip()
 
 
-def mean_sd(values):
-    values = [100 * v for v in values]
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
-
-
 def table(results, pairs):
     rows = ["| source -> target | code | n | target accuracy (%) | target macro-F1 (%) | source test accuracy (%) |",
             "|---|---|---|---|---|---|"]
@@ -234,9 +227,9 @@ def table(results, pairs):
                 rs = [r for r in results if r["code"] == code and r["source"] == source and t in r["targets"]]
                 if rs:
                     rows.append(f"| {source} -> {t} | {code} | {len(rs)} | "
-                                f"{mean_sd([r['targets'][t]['accuracy'] for r in rs])} | "
-                                f"{mean_sd([r['targets'][t]['macro_f1'] for r in rs])} | "
-                                f"{mean_sd([r['source_test_accuracy'] for r in rs])} |")
+                                f"{percent_mean_sd([r['targets'][t]['accuracy'] for r in rs])} | "
+                                f"{percent_mean_sd([r['targets'][t]['macro_f1'] for r in rs])} | "
+                                f"{percent_mean_sd([r['source_test_accuracy'] for r in rs])} |")
     return "\n".join(rows) + "\n"
 
 

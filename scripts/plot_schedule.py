@@ -1,16 +1,23 @@
 """Target accuracy and macro-F1 against the number of pretraining epochs: a table and a plot.
 
     python scripts/plot_schedule.py --runs results/schedule --out results/schedule
-Reads RUNS/e<EPOCHS>/*.json (one cross-dataset result per file, as scripts/schedule.sh writes
-them) and writes OUT/schedule.md (mean ± sd over seeds per method, pair and epoch count) and
-OUT/schedule.png (one panel per pair and metric, one line per method, bars = sd).
+Reads RUNS/e<EPOCHS>/*.json, the result files of cross_dataset_test.py for one pretraining
+length each (e.g. a sweep per schedule with RESULTS=results/schedule/e<EPOCHS>), and writes
+OUT/schedule.md (mean ± sd over seeds per method, pair and epoch count) and OUT/schedule.png
+(one panel per pair and metric, one line per method, bars = sd).
 """
-import argparse
-import json
 import re
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common.cli import Parser, run  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.io import atomic_write_many, read_json  # noqa: E402
+from training.metrics import percent_mean_sd  # noqa: E402
 
 METRICS = (("accuracy", "target accuracy"), ("macro_f1", "target macro-F1"))
 
@@ -23,18 +30,14 @@ def collect(runs):
         if not m:
             continue
         for f in sorted(sub.glob("*.json")):
-            r = json.loads(f.read_text())
-            if "target_metrics" not in r:
-                continue
+            r = read_json(f, "result file", "a result JSON of cross_dataset_test.py")
+            if not {"method", "source", "target", "target_metrics"} <= r.keys():
+                raise UserError(f"result file {f} lacks method, source, target or target_metrics; "
+                                "expected a result JSON of cross_dataset_test.py")
             pair = f"{r['source'].replace(',', '+')} -> {r['target']}"
             for key, _ in METRICS:
                 cells[(r["method"], pair)][int(m.group(1))][key].append(r["target_metrics"][key])
     return cells
-
-
-def fmt(values):
-    v = [100 * x for x in values]
-    return f"{v[0]:.1f}" if len(v) == 1 else f"{statistics.mean(v):.1f} ± {statistics.stdev(v):.1f}"
 
 
 def table(cells):
@@ -45,13 +48,13 @@ def table(cells):
                   "| method | pair | " + " | ".join(f"{e} epochs" for e in epochs) + " |",
                   "|---|---|" + "---|" * len(epochs)]
         for (method, pair), per in sorted(cells.items()):
-            row = [f"{fmt(per[e][key])} (n={len(per[e][key])})" if e in per else "-" for e in epochs]
+            row = [f"{percent_mean_sd(per[e][key])} (n={len(per[e][key])})" if e in per else "-" for e in epochs]
             lines.append(f"| {method} | {pair} | " + " | ".join(row) + " |")
         lines.append("")
     return "\n".join(lines)
 
 
-def plot(cells, path):
+def figure(cells):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -74,27 +77,25 @@ def plot(cells, path):
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=110, format="png")
-    tmp.replace(path)
+    return fig
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None):
+    p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=Path, default=Path("results/schedule"))
     p.add_argument("--out", type=Path, default=None, help="default: --runs")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     out = a.out or a.runs
     cells = collect(a.runs)
     if not cells:
-        raise SystemExit(f"error: no results under {a.runs}/e<EPOCHS>/")
-    out.mkdir(parents=True, exist_ok=True)
-    text = table(cells)
-    (out / "schedule.md").write_text(text)
-    plot(cells, out / "schedule.png")
+        raise UserError(f"no result files under {a.runs}/e<EPOCHS>/; expected the result JSONs of "
+                        "cross_dataset_test.py, one folder per pretraining length")
+    text, fig = table(cells), figure(cells)
+    atomic_write_many({out / "schedule.md": lambda f: f.write(text.encode()),
+                       out / "schedule.png": lambda f: fig.savefig(f, dpi=110, format="png")})
     print(text)
     print(f"wrote {out / 'schedule.md'} and {out / 'schedule.png'}")
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

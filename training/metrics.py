@@ -1,6 +1,16 @@
-"""Classification metrics and the confusion-matrix figure: computed in one place."""
+"""Classification metrics, their summary over seeds and the confusion-matrix figure: computed
+in one place."""
+import statistics
+
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
+
+
+def percent_mean_sd(values):
+    """Fractions over seeds as "mean ± sd" in percent (sample sd); one value alone, since one
+    seed gives no spread."""
+    v = [100 * x for x in values]
+    return f"{v[0]:.1f}" if len(v) == 1 else f"{statistics.mean(v):.1f} ± {statistics.stdev(v):.1f}"
 
 
 def classification_metrics(y_true, y_pred, n_classes):
