@@ -8,7 +8,6 @@
 """
 import io
 import itertools
-import json
 import re
 import shutil
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import UserError
-from common.io import atomic_write_many, read_error
+from common.io import atomic_write_many, read_json
 
 # What a broken zip member or file can raise while being read.
 READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError)
@@ -193,14 +192,9 @@ def read_config(path):
     if not path.exists():
         return {}
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as exc:
-        raise PrepareError(str(read_error(path, "dataset config", exc,
-                                          "a JSON object (fix or delete it)"))) from None
-    if not isinstance(config, dict):
-        raise PrepareError(f"dataset config {path} holds a JSON {type(config).__name__}; expected a "
-                           "JSON object (fix or delete it)")
-    return config
+        return read_json(path, "dataset config", "a JSON object (fix or delete it)")
+    except UserError as exc:
+        raise PrepareError(str(exc)) from None
 
 
 def progress(iterable, desc, total=None):
