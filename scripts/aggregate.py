@@ -1,8 +1,11 @@
 """Collect sweep results into a table and a heatmap.
 
-    python scripts/aggregate.py [--runs results/runs] [--out results]
+    python scripts/aggregate.py [--runs results/runs] [--out results] [--keep results/summary.csv]
 Writes OUT/summary.csv (one row per run), OUT/summary.md (mean +- std over seeds per method,
-backbone and pair, and the average over pairs) and OUT/heatmap.png (source x target accuracy).
+backbone and pair, the average over pairs, and paired differences with their standard errors)
+and OUT/heatmap.png (source x target accuracy). --keep adds the rows of an earlier summary.csv
+that no result file in --runs replaces, so a table can grow by new rows (say, a new backbone)
+without re-running the old ones.
 """
 import csv
 import statistics
@@ -36,6 +39,69 @@ def read_runs(runs_dir):
     return rows
 
 
+KEY = ("method", "backbone", "source", "target", "seed", "label_rate")
+
+
+def read_summary_csv(path):
+    """The rows of an earlier summary.csv, typed as read_runs types them."""
+    import io
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UserError(f"cannot read {path} ({e.strerror}); expected a summary.csv written by aggregate.py")
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames != FIELDS:
+        raise UserError(f"{path} has columns {reader.fieldnames}; expected a summary.csv written by aggregate.py "
+                        f"({', '.join(FIELDS)})")
+    rows = []
+    for line, r in enumerate(reader, 2):
+        try:
+            r["seed"] = int(r["seed"])
+            for k in ("label_rate", "accuracy", "macro_f1", "majority_rate", "source_test_accuracy", "wall_seconds"):
+                r[k] = float(r[k])
+        except ValueError as e:
+            raise UserError(f"{path}, line {line}: {e}; expected numbers in the seed, rate and metric columns")
+        rows.append(r)
+    return rows
+
+
+def merge(kept, new):
+    """kept rows, less those a new row replaces (same method, backbone, pair, seed, rate), then new."""
+    replaced = {tuple(r[k] for k in KEY) for r in new}
+    return [r for r in kept if tuple(r[k] for k in KEY) not in replaced] + new
+
+
+def paired_differences(rows, metric="accuracy"):
+    """Markdown: crosshar minus each other method (same backbone), and mamba minus limu (same
+    method), matched by (label rate, pair, seed). The standard error treats the matches as
+    independent; the two targets of one source share a pretraining, so it is a lower bound."""
+    by_key = {}
+    for r in rows:
+        by_key[(r["method"], r["backbone"], r["label_rate"], r["source"], r["target"], r["seed"])] = r[metric]
+    methods = sorted({r["method"] for r in rows})
+    backbones = sorted({r["backbone"] for r in rows})
+    comparisons = [((m_a, b), (m_b, b)) for b in backbones for m_a in ("crosshar",) for m_b in methods
+                   if m_b != m_a]
+    comparisons += [((m, b_a), (m, b_b)) for m in methods for b_a in backbones for b_b in backbones
+                    if b_a.startswith("mamba") and b_b == "limu"]
+    lines = []
+    for (m_a, b_a), (m_b, b_b) in comparisons:
+        diffs = [100 * (v - by_key[(m_b, b_b) + k[2:]]) for k, v in by_key.items()
+                 if k[:2] == (m_a, b_a) and (m_b, b_b) + k[2:] in by_key]
+        if len(diffs) < 2:
+            continue
+        se = statistics.stdev(diffs) / len(diffs) ** 0.5
+        wins = sum(d > 0 for d in diffs)
+        lines.append(f"| {m_a} / {b_a} | {m_b} / {b_b} | {statistics.mean(diffs):+.1f} ± {se:.1f} | "
+                     f"{wins} of {len(diffs)} |")
+    if not lines:
+        return ""
+    return ("\n".join([f"Paired differences in target {metric.replace('_', '-')} (percentage points, A minus B, "
+                       "mean ± standard error over the (pair, seed) runs both have):", "",
+                       "| A | B | A - B | A better in |", "|---|---|---|---|"] + lines) + "\n")
+
+
 def table(rows):
     """Markdown: one line per (label rate, method, backbone), one column per pair + average."""
     pairs = sorted({(r["source"], r["target"]) for r in rows}, key=lambda p: ("+" in p[0], p))
@@ -65,7 +131,12 @@ def table(rows):
     lines.append("")
     lines.append("Majority-class rate of each target (the accuracy of always guessing its largest class): "
                  + ", ".join(f"{t} {100 * v[0]:.1f}" for t, v in sorted(maj.items())) + ".")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    for metric in ("accuracy", "macro_f1"):
+        paired = paired_differences(rows, metric)
+        if paired:
+            text += "\n" + paired
+    return text
 
 
 def heatmap(rows, out):
@@ -107,8 +178,11 @@ def main():
     p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", default="results/runs")
     p.add_argument("--out", default="results")
+    p.add_argument("--keep", help="an earlier summary.csv whose rows stay unless --runs replaces them")
     args = p.parse_args()
     rows = read_runs(args.runs)
+    if args.keep:
+        rows = merge(read_summary_csv(args.keep), rows)
     if not rows:
         raise UserError(f"no result files in {args.runs}")
     out = Path(args.out)

@@ -4,17 +4,24 @@
 # uci, usc_had, dsads (prepared under DATA_DIR), 6 ordered pairs and the 3 leave-one-out unions
 # for SEEDS [1 2 3] (LOO_SEEDS [= SEEDS] limits the unions, two thirds of the pretraining time),
 # label rate 0.1, config/sweep/*.json. LIMU: crosshar, recon_only, scratch, supervised.
-# Mamba: supervised HARMamba only, with the 2-block `mamba_cpu` model: pretraining the Mamba
-# encoder runs at tens of windows/s on a CPU, which does not fit this scale (README).
+# Mamba: crosshar, recon_only, scratch with the 6-block `mamba_v1` (HARMamba's 12 Mamba layers)
+# on the 6 pairs (MAMBA_LOO_SEEDS [none] adds unions: each is twice a pair's pretraining), and
+# supervised HARMamba with the 2-block `mamba_cpu` on every pair and union.
 # Jobs are listed seed by seed, so an interrupted run leaves whole seeds; rerunning resumes.
+# KEEP=results/summary.csv builds the table from that file's rows plus the new runs.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # 2 one-thread jobs beat 1 two-thread job here
-export MV_mamba=${MV_mamba:-cpu}
 LOO_SEEDS=${LOO_SEEDS:-${SEEDS:-1 2 3}}
+MAMBA_LOO_SEEDS=${MAMBA_LOO_SEEDS:-}
 for seed in ${SEEDS:-1 2 3}; do
   loo=0; [[ " $LOO_SEEDS " == *" $seed "* ]] && loo=1
+  mloo=0; [[ " $MAMBA_LOO_SEEDS " == *" $seed "* ]] && mloo=1
   LOO=$loo SEEDS=$seed BACKBONES=limu METHODS="crosshar recon_only scratch supervised" bash "$REPO/scripts/sweep.sh" --list
-  LOO=$loo SEEDS=$seed BACKBONES=mamba METHODS=supervised bash "$REPO/scripts/sweep.sh" --list
+  LOO=$mloo SEEDS=$seed BACKBONES=mamba METHODS="crosshar recon_only scratch" bash "$REPO/scripts/sweep.sh" --list |
+    sed 's/^/env MV_mamba=v1 /'
+  LOO=$loo SEEDS=$seed BACKBONES=mamba METHODS=supervised bash "$REPO/scripts/sweep.sh" --list |
+    sed 's/^/env MV_mamba=cpu /'
 done | xargs -d '\n' -P "${JOBS:-2}" -I{} sh -c '{} </dev/null || echo "FAILED: {}" >&2'
-${PYTHON:-python} "$REPO/scripts/aggregate.py" --runs "${RESULTS:-results/runs}" --out "$(dirname "${RESULTS:-results/runs}")"
+${PYTHON:-python} "$REPO/scripts/aggregate.py" --runs "${RESULTS:-results/runs}" --out "$(dirname "${RESULTS:-results/runs}")" \
+  ${KEEP:+--keep "$KEEP"}

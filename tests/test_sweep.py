@@ -118,3 +118,51 @@ def test_aggregate_means_over_seeds_and_names_model_versions(tmp_path):
     assert "| 0.1 | supervised | mamba -mv cpu | 40.0 ± 0.0 (n=2) | 40.0 |" in md
     assert "| 0.1 | scratch | limu | 45.0 (n=1) | 45.0 |" in md
     assert "usc_had 39.0" in md
+
+
+def _write_runs(runs, accs, target="usc_had"):
+    runs.mkdir(exist_ok=True)
+    for (method, backbone, mv), values in accs.items():
+        for seed, acc in enumerate(values, 1):
+            metrics = {"accuracy": acc, "macro_f1": acc / 2, "majority_rate": 0.39}
+            (runs / f"{method}_{backbone}_{mv}_{seed}_{target}.json").write_text(json.dumps({
+                "method": method, "backbone": backbone, "model_version": mv, "source": "uci",
+                "target": target, "seed": seed, "label_rate": 0.1, "target_metrics": metrics,
+                "source_test_metrics": {"accuracy": 0.9}, "wall_seconds": 1.0}))
+
+
+def test_aggregate_keep_grows_an_earlier_table_and_new_runs_replace_old_rows(tmp_path):
+    aggregate = [sys.executable, str(REPO / "scripts" / "aggregate.py")]
+    _write_runs(tmp_path / "old", {("crosshar", "limu", "v1"): [0.5, 0.6, 0.7],
+                                   ("recon_only", "limu", "v1"): [0.4, 0.5, 0.9]})
+    subprocess.run(aggregate + ["--runs", str(tmp_path / "old"), "--out", str(tmp_path / "t1")],
+                   capture_output=True, text=True, check=True)
+    # new: a mamba row, and recon_only seed 3 re-run (0.9 -> 0.3) replaces the kept row
+    _write_runs(tmp_path / "new", {("crosshar", "mamba", "v1"): [0.55, 0.65]})
+    (tmp_path / "new" / "r.json").write_text(json.dumps({
+        "method": "recon_only", "backbone": "limu", "model_version": "v1", "source": "uci", "target": "usc_had",
+        "seed": 3, "label_rate": 0.1, "target_metrics": {"accuracy": 0.3, "macro_f1": 0.15, "majority_rate": 0.39},
+        "source_test_metrics": {"accuracy": 0.9}, "wall_seconds": 1.0}))
+    out = subprocess.run(aggregate + ["--runs", str(tmp_path / "new"), "--out", str(tmp_path / "t2"),
+                                      "--keep", str(tmp_path / "t1" / "summary.csv")],
+                         capture_output=True, text=True, check=True)
+    assert "from 8 runs" in out.stdout
+    md = (tmp_path / "t2" / "summary.md").read_text()
+    assert "| 0.1 | crosshar | limu | 60.0 ± 10.0 (n=3) | 60.0 |" in md
+    assert "| 0.1 | recon_only | limu | 40.0 ± 10.0 (n=3) | 40.0 |" in md     # 0.4, 0.5, 0.3
+    assert "| 0.1 | crosshar | mamba | 60.0 ± 7.1 (n=2) | 60.0 |" in md
+    # paired: crosshar - recon_only (limu) = +10, +10, +40 -> mean 20, sd 17.3, se 10.0
+    assert "| crosshar / limu | recon_only / limu | +20.0 ± 10.0 | 3 of 3 |" in md
+    # mamba - limu (crosshar), seeds 1-2: +5, +5 -> se 0
+    assert "| crosshar / mamba | crosshar / limu | +5.0 ± 0.0 | 2 of 2 |" in md
+
+
+def test_aggregate_keep_rejects_a_file_that_is_not_a_summary(tmp_path):
+    _write_runs(tmp_path / "runs", {("crosshar", "limu", "v1"): [0.5]})
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "aggregate.py"), "--runs", str(tmp_path / "runs"),
+                        "--out", str(tmp_path / "t"), "--keep", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert str(bad) in r.stderr and "expected a summary.csv" in r.stderr
+    assert not (tmp_path / "t" / "summary.md").exists()

@@ -30,8 +30,9 @@ def stage_parser(stage, description):
     g = p.add_argument_group("data and device")
     g.add_argument("--data-dir", default="dataset", help="where prepared datasets live")
     g.add_argument("-g", "--gpu", default=None, help="CUDA device index; CPU when CUDA is absent")
-    g.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="fp32, bf16 autocast, or auto (bf16 where the hardware has it)")
+    g.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="auto (default: bf16 autocast on CUDA and on CPUs with native bf16, else "
+                        "fp32; equal to fp32 within seed noise, docs/results.md), fp32, or bf16")
     return p
 
 
