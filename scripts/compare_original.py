@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -63,7 +64,10 @@ def patch_original(orig):
             continue
         if text.count(old) != 1:
             fail(f"{path}: expected the line {old.splitlines()[0]!r} once; this script knows commit 77b63d3")
-        path.write_text(text.replace(old, new))
+        # temp then rename: two harness runs started together must not read a half-written file
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text.replace(old, new))
+        os.replace(tmp, path)
 
 
 def run_logged(cmd, cwd, log, env=None):
@@ -230,7 +234,31 @@ def table(results, pairs):
                                 f"{percent_mean_sd([r['targets'][t]['accuracy'] for r in rs])} | "
                                 f"{percent_mean_sd([r['targets'][t]['macro_f1'] for r in rs])} | "
                                 f"{percent_mean_sd([r['source_test_accuracy'] for r in rs])} |")
-    return "\n".join(rows) + "\n"
+    return "\n".join(rows) + "\n\n" + differences(results, pairs, codes)
+
+
+def differences(results, pairs, codes):
+    """Each of our codes minus the original, difference of means ± its standard error. Unpaired:
+    the two codes draw different splits from the same seed."""
+    rows = ["| source -> target | code - original | n | target accuracy (points) | target macro-F1 (points) |",
+            "|---|---|---|---|---|"]
+    for source, targets in pairs:
+        for t in targets:
+            def values(code, key):
+                return [100 * r["targets"][t][key] for r in results
+                        if r["code"] == code and r["source"] == source and t in r["targets"]]
+            for code in codes[1:] if codes and codes[0] == "original" else []:
+                cells = []
+                for key in ("accuracy", "macro_f1"):
+                    a, b = values(code, key), values("original", key)
+                    if min(len(a), len(b)) < 2:
+                        break
+                    se = (statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) ** 0.5
+                    cells.append(f"{statistics.mean(a) - statistics.mean(b):+.1f} ± {se:.1f}")
+                if len(cells) == 2:
+                    n = f"{len(values(code, 'accuracy'))} vs {len(values('original', 'accuracy'))}"
+                    rows.append(f"| {source} -> {t} | {code} | {n} | {cells[0]} | {cells[1]} |")
+    return "\n".join(rows) + "\n" if len(rows) > 2 else ""
 
 
 def main():

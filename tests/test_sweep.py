@@ -166,3 +166,39 @@ def test_aggregate_keep_rejects_a_file_that_is_not_a_summary(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert str(bad) in r.stderr and "expected a summary.csv" in r.stderr
     assert not (tmp_path / "t" / "summary.md").exists()
+
+
+def run_schedule_study(tmp, env, **settings):
+    return subprocess.run(["bash", str(REPO / "scripts" / "schedule_study.sh")], cwd=tmp, capture_output=True,
+                          text=True, timeout=900, env={**env, **settings})
+
+
+def test_schedule_study_refuses_a_bad_length(sweep_env):
+    tmp, env = sweep_env
+    proc = run_schedule_study(tmp, env, EPOCHS="4 x", OUT=str(tmp / "sched"))
+    assert proc.returncode == 2 and "EPOCHS: 'x' is not a positive whole number" in proc.stderr, proc.stderr
+    assert not list((tmp / "sched").rglob("saved")), "nothing trained"
+
+
+@pytest.mark.slow
+def test_schedule_study_one_work_folder_per_length(sweep_env):
+    """Each length pretrains its own encoder (crosshar: half contrastive; recon_only: none) in its
+    own folder; the table has one column per length and one row per method and pair."""
+    tmp, env = sweep_env
+    out = tmp / "sched"
+    proc = run_schedule_study(tmp, env, EPOCHS="1 2", SEEDS="1", METHODS="crosshar recon_only", SOURCE="uci", TARGETS="usc_had", OUT=str(out),
+                              PRETRAIN_CFG=str(tmp / "pt.json"), CLF_CFG=str(tmp / "ct.json"), PRECISION="fp32")
+    assert proc.returncode == 0, proc.stderr
+    for e in (1, 2):
+        cfg = out / f"e{e}" / "config"
+        assert json.loads((cfg / "pretrain.json").read_text())["n_epochs_cl"] == e // 2
+        assert json.loads((cfg / "pretrain_recon.json").read_text())["n_epochs_cl"] == 0
+        results = [json.loads(p.read_text()) for p in (out / f"e{e}").glob("*.json")]
+        assert sorted(r["method"] for r in results) == ["crosshar", "recon_only"]
+        histories = list((out / f"e{e}" / "saved").glob("pretrain*/history.csv"))
+        assert len(histories) == 2   # one encoder per method, trained for this length's epochs
+        assert all(len(h.read_text().strip().splitlines()) == 1 + e for h in histories)
+    table = (out / "schedule.md").read_text()
+    assert "| crosshar | uci -> usc_had |" in table and "| recon_only | uci -> usc_had |" in table
+    assert "1 epochs" in table and "2 epochs" in table
+    assert (out / "schedule.png").stat().st_size > 0
