@@ -233,8 +233,14 @@ def table(results, pairs):
                     rows.append(f"| {source} -> {t} | {code} | {len(rs)} | "
                                 f"{percent_mean_sd([r['targets'][t]['accuracy'] for r in rs])} | "
                                 f"{percent_mean_sd([r['targets'][t]['macro_f1'] for r in rs])} | "
-                                f"{percent_mean_sd([r['source_test_accuracy'] for r in rs])} |")
+                                f"{source_test(rs)} |")
     return "\n".join(rows) + "\n\n" + differences(results, pairs, codes)
+
+
+def source_test(rs):
+    """Over the runs that recorded it (a run kept from a log may not have)."""
+    v = [r["source_test_accuracy"] for r in rs if r.get("source_test_accuracy") is not None]
+    return f"{percent_mean_sd(v)}{f' (n={len(v)})' if len(v) < len(rs) else ''}" if v else "-"
 
 
 def differences(results, pairs, codes):

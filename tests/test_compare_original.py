@@ -34,3 +34,9 @@ def test_no_difference_row_from_a_single_seed(harness):
     results = [run("original", 0.5, 0.4), run("ours", 0.55, 0.5), run("ours", 0.6, 0.55)]
     text = harness.table(results, [("uci", ["usc_had"])])
     assert "code - original" not in text
+
+
+def test_source_test_over_the_runs_that_recorded_it(harness):
+    kept = {**run("original", 0.5, 0.4), "source_test_accuracy": None}
+    text = harness.table([kept, run("original", 0.6, 0.5)], [("uci", ["usc_had"])])
+    assert "| uci -> usc_had | original | 2 | 55.0 ± 7.1 | 45.0 ± 7.1 | 80.0 (n=1) |" in text
