@@ -37,8 +37,10 @@ class ContrastiveHead(nn.Module):
     tokens, no (B, 1+T, D) concatenation is built. Same function as the full layer at the class
     token (tests/test_losses.py), a fraction of the work (measured in the README). Dropout as
     in the original: after the attention output and in the ReLU feed-forward, none on the
-    attention weights. The original scales attention by the whole width's dim**-0.5 (a quirk);
-    this uses the standard per-head scaling.
+    attention weights. `attention_scale`: "width" scales the scores by the whole width's
+    dim**-0.5 as the published code does (config/pretrain_model.json, the default there since it
+    measured better), "head" by the standard per-head width's (this class's default, so that a
+    checkpoint whose config predates the key is rebuilt as it was trained).
     """
 
     def __init__(self, in_features, hidden=100, n_heads=4, hidden_ff=64, dropout=0.1,

@@ -93,3 +93,19 @@ def test_draw_views_is_seeded():
     a = draw_views(x, make_generator(CPU, 4), instance_norm, "step")
     b = draw_views(x, make_generator(CPU, 4), instance_norm, "step")
     assert all(torch.equal(u, v) for u, v in zip(a, b))
+
+
+def test_pretraining_defaults_are_the_published_choices():
+    """The three choices of the published code that the side-by-side ablation measured better
+    (README) are what a run gets without asking; the other choices stay available."""
+    from config import CONFIG_DIR, load_model_config
+    from models.heads import ContrastiveHead
+    cfg = PretrainConfig()
+    assert (cfg.weak_view, cfg.views) == ("step", "once")
+    head = ContrastiveHead(72, **load_model_config(CONFIG_DIR / "pretrain_model.json", "contrastive_head"))
+    assert head.scale == pytest.approx(100 ** -0.5)          # the whole width, as published
+    assert ContrastiveHead(72).scale == pytest.approx(25 ** -0.5)   # a config without the key: per head
+    g = make_generator(CPU, 0)
+    x = torch.randn(4, 12, 6)
+    factors = augment.weak_view(x, g) / x
+    assert torch.allclose(factors, factors[..., :1].expand_as(factors), rtol=1e-4)   # shared by the channels

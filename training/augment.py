@@ -3,7 +3,8 @@
 Two kinds, both applied to the *training part only*, after the split (the published code
 augmented before splitting, so augmented copies of validation/test windows leaked):
   * `expand_training_set` (-am): CrossHAR's physics-guided dataset expansion, done once;
-  * `weak_view` / `strong_view`: the two contrastive views, drawn afresh for every batch.
+  * `weak_view` / `strong_view`: the two contrastive views, drawn once per run (`views`
+    "once", the published code's way and the default) or afresh for every batch ("batch").
 Channels are [acc x y z, gyro x y z, ...]: transforms that act on axes act identically on
 the acc and the gyro triple, as the same physical rotation of the device would.
 """
@@ -87,7 +88,7 @@ def expand_training_set(x, method, generator):
     return torch.cat(copies + [x])
 
 
-def weak_view(x, generator, per="channel"):
+def weak_view(x, generator, per="step"):
     """CrossHAR's weak view: scaling by N(2, 1.1) factors. "step" (the published code's
     `scaling()`): one factor per window and time step, shared by the channels; "channel": one
     per window and channel, which the per-channel instance normalisation then cancels but for
