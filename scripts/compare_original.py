@@ -32,7 +32,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from common.cli import Parser  # noqa: E402
+from common.cli import Parser, run  # noqa: E402
+from common.io import atomic_write, save_json  # noqa: E402
 from training.metrics import percent_mean_sd  # noqa: E402
 ORIGINAL_NAMES = ("uci", "hhar", "motion", "shoaib")     # the original's -d/-td choices
 CODE = ("pretrain.py", "embedding.py", "classifier.py", "cross_dataset_test.py", "train.py",
@@ -65,9 +66,7 @@ def patch_original(orig):
         if text.count(old) != 1:
             fail(f"{path}: expected the line {old.splitlines()[0]!r} once; this script knows commit 77b63d3")
         # temp then rename: two harness runs started together must not read a half-written file
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text.replace(old, new))
-        os.replace(tmp, path)
+        atomic_write(path, lambda f, text=text.replace(old, new): f.write(text.encode()))
 
 
 def run_logged(cmd, cwd, log, env=None):
@@ -89,12 +88,6 @@ def parse_acc_f1(text):
     if not m:
         fail("no 'acc:...,f1_macor:...' line in the original's output")
     return float(m[-1][0]), float(m[-1][1])
-
-
-def write_json(path, obj):
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
 
 
 def original_run(orig, work, data_dir, source, targets, seed, a, python):
@@ -151,7 +144,7 @@ def original_run(orig, work, data_dir, source, targets, seed, a, python):
         acc, f1 = parse_acc_f1(text)
         result["targets"][t] = {"accuracy": acc, "macro_f1": f1}
     result["wall_seconds"] = round(time.time() - t0, 1)
-    write_json(out, result)
+    save_json(result, out)
     return result
 
 
@@ -197,7 +190,7 @@ def ours_run(work, data_dir, source, targets, seed, a, python):
         m = json.loads((run / ask_path(run, "result", *names, *args)).read_text())["target_metrics"]
         result["targets"][t] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
     result["wall_seconds"] = round(time.time() - t0, 1)
-    write_json(out, result)
+    save_json(result, out)
     return result
 
 
@@ -250,20 +243,19 @@ def differences(results, pairs, codes):
             "|---|---|---|---|---|"]
     for source, targets in pairs:
         for t in targets:
-            def values(code, key):
-                return [100 * r["targets"][t][key] for r in results
-                        if r["code"] == code and r["source"] == source and t in r["targets"]]
-            for code in codes[1:] if codes and codes[0] == "original" else []:
-                cells = []
-                for key in ("accuracy", "macro_f1"):
-                    a, b = values(code, key), values("original", key)
-                    if min(len(a), len(b)) < 2:
-                        break
-                    se = (statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) ** 0.5
-                    cells.append(f"{statistics.mean(a) - statistics.mean(b):+.1f} ± {se:.1f}")
-                if len(cells) == 2:
-                    n = f"{len(values(code, 'accuracy'))} vs {len(values('original', 'accuracy'))}"
-                    rows.append(f"| {source} -> {t} | {code} | {n} | {cells[0]} | {cells[1]} |")
+            def values(code):
+                rs = [r["targets"][t] for r in results if r["code"] == code and r["source"] == source
+                      and t in r["targets"]]
+                return {key: [100 * m[key] for m in rs] for key in ("accuracy", "macro_f1")}, len(rs)
+            (base, n_base) = values("original")
+            for code in (c for c in codes if c != "original"):
+                ours, n = values(code)
+                if min(n, n_base) < 2:
+                    continue
+                cells = [f"{statistics.mean(ours[k]) - statistics.mean(base[k]):+.1f} ± "
+                         f"{(statistics.variance(ours[k]) / n + statistics.variance(base[k]) / n_base) ** 0.5:.1f}"
+                         for k in ("accuracy", "macro_f1")]
+                rows.append(f"| {source} -> {t} | {code} | {n} vs {n_base} | {cells[0]} | {cells[1]} |")
     return "\n".join(rows) + "\n" if len(rows) > 2 else ""
 
 
@@ -328,4 +320,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

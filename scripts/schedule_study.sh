@@ -34,17 +34,16 @@ for e in $EPOCHS; do
   case $e in ''|*[!0-9]*|0) echo "error: EPOCHS: '$e' is not a positive whole number" >&2; exit 2 ;; esac
   # the two configs of this length, from the base (checked and written by the library)
   PYTHONPATH="$REPO" "$PY" - "$base" "$OUT/e$e/config" "$e" <<'EOF'
-import json, sys
+import sys
 from pathlib import Path
 from common.cli import run
-from common.io import atomic_write_many, read_json
+from common.io import read_json, save_json
 
 def main():
     base = read_json(Path(sys.argv[1]), "pretraining config", "a config like config/pretrain.json")
     out, e = Path(sys.argv[2]), int(sys.argv[3])
-    cfgs = {"pretrain.json": e // 2, "pretrain_recon.json": 0}     # file: contrastive epochs
-    atomic_write_many({out / name: (lambda f, cl=cl: f.write(json.dumps(
-        {**base, "n_epochs": e, "n_epochs_cl": cl}, indent=1).encode())) for name, cl in cfgs.items()})
+    save_json({**base, "n_epochs": e, "n_epochs_cl": e // 2}, out / "pretrain.json")     # crosshar
+    save_json({**base, "n_epochs": e, "n_epochs_cl": 0}, out / "pretrain_recon.json")   # recon_only
 
 run(main)
 EOF

@@ -52,12 +52,12 @@ class PretrainModel(nn.Module):
         return recon, cl
 
 
-def draw_views(x, generator, normalize, weak_per="channel"):
+def draw_views(x, generator, normalize, weak_per):
     """Raw windows -> the weak and the strong view, normalised (the encoder's normalize)."""
     return [normalize(augment.weak_view(x, generator, weak_per)), normalize(augment.strong_view(x, generator))]
 
 
-def make_views(x, mask_cfg, generator, normalize, weak_per="channel", views=None):
+def make_views(x, mask_cfg, generator, normalize, weak_per, views=None):
     """Raw windows -> both views (or x's pre-drawn `views`), then masked."""
     views = draw_views(x, generator, normalize, weak_per) if views is None else views
     return [mask_batch(v, mask_cfg, generator) for v in views]
