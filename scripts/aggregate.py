@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common.cli import Parser, run  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.io import atomic_write, read_json  # noqa: E402
-from training.metrics import percent_mean_sd  # noqa: E402
+from training.metrics import percent_mean_sd, percent_mean_se  # noqa: E402
 
 FIELDS = ["method", "backbone", "source", "target", "seed", "label_rate", "accuracy", "macro_f1",
           "majority_rate", "source_test_accuracy", "wall_seconds", "file"]
@@ -87,14 +87,12 @@ def paired_differences(rows, metric="accuracy"):
                     if b_a.startswith("mamba") and b_b == "limu"]
     lines = []
     for (m_a, b_a), (m_b, b_b) in comparisons:
-        diffs = [100 * (v - by_key[(m_b, b_b) + k[2:]]) for k, v in by_key.items()
+        diffs = [v - by_key[(m_b, b_b) + k[2:]] for k, v in by_key.items()
                  if k[:2] == (m_a, b_a) and (m_b, b_b) + k[2:] in by_key]
         if len(diffs) < 2:
             continue
-        se = statistics.stdev(diffs) / len(diffs) ** 0.5
-        wins = sum(d > 0 for d in diffs)
-        lines.append(f"| {m_a} / {b_a} | {m_b} / {b_b} | {statistics.mean(diffs):+.1f} ± {se:.1f} | "
-                     f"{wins} of {len(diffs)} |")
+        text, wins = percent_mean_se(diffs)
+        lines.append(f"| {m_a} / {b_a} | {m_b} / {b_b} | {text} | {wins} of {len(diffs)} |")
     if not lines:
         return ""
     return ("\n".join([f"Paired differences in target {metric.replace('_', '-')} (percentage points, A minus B, "

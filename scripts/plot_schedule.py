@@ -3,8 +3,9 @@
     python scripts/plot_schedule.py --runs results/schedule --out results/schedule
 Reads RUNS/e<EPOCHS>/*.json, the result files of cross_dataset_test.py for one pretraining
 length each (e.g. a sweep per schedule with RESULTS=results/schedule/e<EPOCHS>), and writes
-OUT/schedule.md (mean ± sd over seeds per method, pair and epoch count) and OUT/schedule.png
-(one panel per pair and metric, one line per method, bars = sd).
+OUT/schedule.md (mean ± sd over seeds per method, pair and epoch count; then crosshar minus
+recon_only paired by seed, which shares the split) and OUT/schedule.png (one panel per pair and
+metric, one line per method, bars = sd).
 """
 import re
 import statistics
@@ -17,26 +18,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common.cli import Parser, run  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.io import atomic_write_many, read_json  # noqa: E402
-from training.metrics import percent_mean_sd  # noqa: E402
+from training.metrics import percent_mean_sd, percent_mean_se  # noqa: E402
 
 METRICS = (("accuracy", "target accuracy"), ("macro_f1", "target macro-F1"))
 
 
 def collect(runs):
-    """{(method, pair): {epochs: {metric: [values over seeds]}}} from RUNS/e<N>/*.json."""
-    cells = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    """{(method, pair): {epochs: {metric: {seed: value}}}} from RUNS/e<N>/*.json."""
+    cells = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
     for sub in sorted(runs.glob("e*")):
         m = re.fullmatch(r"e(\d+)", sub.name)
         if not m:
             continue
         for f in sorted(sub.glob("*.json")):
             r = read_json(f, "result file", "a result JSON of cross_dataset_test.py")
-            if not {"method", "source", "target", "target_metrics"} <= r.keys():
-                raise UserError(f"result file {f} lacks method, source, target or target_metrics; "
+            if not {"method", "source", "target", "seed", "target_metrics"} <= r.keys():
+                raise UserError(f"result file {f} lacks method, source, target, seed or target_metrics; "
                                 "expected a result JSON of cross_dataset_test.py")
             pair = f"{r['source'].replace(',', '+')} -> {r['target']}"
             for key, _ in METRICS:
-                cells[(r["method"], pair)][int(m.group(1))][key].append(r["target_metrics"][key])
+                cells[(r["method"], pair)][int(m.group(1))][key][r["seed"]] = r["target_metrics"][key]
     return cells
 
 
@@ -48,10 +49,36 @@ def table(cells):
                   "| method | pair | " + " | ".join(f"{e} epochs" for e in epochs) + " |",
                   "|---|---|" + "---|" * len(epochs)]
         for (method, pair), per in sorted(cells.items()):
-            row = [f"{percent_mean_sd(per[e][key])} (n={len(per[e][key])})" if e in per else "-" for e in epochs]
+            row = [f"{percent_mean_sd(per[e][key].values())} (n={len(per[e][key])})" if e in per else "-"
+                   for e in epochs]
             lines.append(f"| {method} | {pair} | " + " | ".join(row) + " |")
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + contrastive_gain(cells, epochs))
+
+
+def contrastive_gain(cells, epochs):
+    """crosshar minus recon_only per length, paired by (pair, seed): what the contrastive half
+    buys at each length, per pair and over all pairs."""
+    pairs = sorted({pair for method, pair in cells if method == "crosshar" and ("recon_only", pair) in cells})
+    if not pairs:
+        return []
+    lines = ["**crosshar minus recon_only** (percentage points, paired by seed: mean ± standard error, "
+             "crosshar higher in k of n)", "",
+             "| metric | pair | " + " | ".join(f"{e} epochs" for e in epochs) + " |", "|---|---|" + "---|" * len(epochs)]
+    for key, title in METRICS:
+        for label, chosen in [(p, [p]) for p in pairs] + ([("all pairs", pairs)] if len(pairs) > 1 else []):
+            row = []
+            for e in epochs:
+                diffs = [a[e][key][seed] - b[e][key][seed] for p in chosen
+                         for a, b in [(cells[("crosshar", p)], cells[("recon_only", p)])]
+                         if e in a and e in b for seed in a[e][key] if seed in b[e][key]]
+                if diffs:
+                    text, wins = percent_mean_se(diffs)
+                    row.append(f"{text} ({wins} of {len(diffs)})")
+                else:
+                    row.append("-")
+            lines.append(f"| {title} | {label} | " + " | ".join(row) + " |")
+    return lines + [""]
 
 
 def figure(cells):
@@ -64,8 +91,9 @@ def figure(cells):
         epochs = sorted(per)
         for row, (key, title) in enumerate(METRICS):
             ax = axes[row][pairs.index(pair)]
-            means = [100 * statistics.mean(per[e][key]) for e in epochs]
-            sds = [100 * statistics.stdev(per[e][key]) if len(per[e][key]) > 1 else 0.0 for e in epochs]
+            values = [list(per[e][key].values()) for e in epochs]
+            means = [100 * statistics.mean(v) for v in values]
+            sds = [100 * statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
             ax.errorbar(epochs, means, yerr=sds, marker="o", capsize=3, label=method)
             ax.set_xscale("log")
             ax.set_xticks(epochs)

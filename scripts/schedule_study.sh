@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Target accuracy and macro-F1 against the number of pretraining epochs, in one command:
 #   bash scripts/schedule_study.sh         # then OUT/schedule.md and OUT/schedule.png
+#   bash scripts/schedule_study.sh --list  # write the configs, print one job per line (to queue
+#                                          # with other jobs), then plot_schedule.py --runs OUT
 # For each length in EPOCHS, crosshar pretrains E epochs of which the last E/2 add the
 # contrastive loss (CrossHAR's split), recon_only E epochs of masked reconstruction only; the
 # classifier and the tests are the same for every length. Each length has its own work folder
@@ -49,9 +51,15 @@ run(main)
 EOF
 done
 
+jobs() {   # each line carries every setting its job reads, so the list runs anywhere
 for seed in $SEEDS; do for e in $EPOCHS; do for method in $METHODS; do
-  printf 'env WORKDIR=%q RESULTS=%q PRETRAIN_CFG=%q RECON_CFG=%q bash %q %q %q %q %q %q\n' \
+  printf 'env DATA_DIR=%q CLF_CFG=%q PRECISION=%q PYTHON=%q RATES=%q AUG=%q OMP_NUM_THREADS=%q ' \
+    "$DATA_DIR" "$CLF_CFG" "$PRECISION" "$PY" "$RATES" "$AUG" "$OMP_NUM_THREADS"
+  printf 'WORKDIR=%q RESULTS=%q PRETRAIN_CFG=%q RECON_CFG=%q bash %q %q %q %q %q %q\n' \
     "$OUT/e$e" "$OUT/e$e" "$OUT/e$e/config/pretrain.json" "$OUT/e$e/config/pretrain_recon.json" \
     "$REPO/scripts/sweep_job.sh" "$method" "$BACKBONE" "$seed" "$SOURCE" "$TARGETS"
-done; done; done | xargs -d '\n' -P "${JOBS:-2}" -I{} sh -c '{} </dev/null || echo "FAILED: {}" >&2'
+done; done; done
+}
+if [ "${1:-}" = "--list" ]; then jobs; exit 0; fi
+jobs | xargs -d '\n' -P "${JOBS:-2}" -I{} sh -c '{} </dev/null || echo "FAILED: {}" >&2'
 "$PY" "$REPO/scripts/plot_schedule.py" --runs "$OUT" --out "$OUT"

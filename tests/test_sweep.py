@@ -20,12 +20,13 @@ def sweep_env(tmp_path):
     pt = {"seed": 1, "batch_size": 64, "lr": 1e-3, "n_epochs": 2, "n_epochs_cl": 1, "lambda_recon": 6.0,
           "lambda_cl": 1.0, "train_rate": 0.8, "val_rate": 0.1}
     (tmp_path / "pt.json").write_text(json.dumps(pt))
+    (tmp_path / "pt_recon.json").write_text(json.dumps({**pt, "n_epochs_cl": 0}))
     (tmp_path / "ct.json").write_text(json.dumps({"seed": 1, "batch_size": 32, "lr": 1e-3, "n_epochs": 2,
                                                   "train_rate": 0.8, "val_rate": 0.1}))
     env = {**os.environ, "DATASETS": "uci usc_had", "BACKBONES": "limu", "SEEDS": "1",
            "METHODS": "crosshar supervised", "LOO": "0", "AUG": "none", "PYTHON": sys.executable,
            "DATA_DIR": str(tmp_path / "data"), "PRETRAIN_CFG": str(tmp_path / "pt.json"),
-           "CLF_CFG": str(tmp_path / "ct.json"), "OMP_NUM_THREADS": "1"}
+           "RECON_CFG": str(tmp_path / "pt_recon.json"), "CLF_CFG": str(tmp_path / "ct.json"), "OMP_NUM_THREADS": "1"}
     return tmp_path, env
 
 
@@ -178,6 +179,24 @@ def test_schedule_study_refuses_a_bad_length(sweep_env):
     proc = run_schedule_study(tmp, env, EPOCHS="4 x", OUT=str(tmp / "sched"))
     assert proc.returncode == 2 and "EPOCHS: 'x' is not a positive whole number" in proc.stderr, proc.stderr
     assert not list((tmp / "sched").rglob("saved")), "nothing trained"
+
+
+def test_schedule_study_list_writes_configs_and_prints_self_contained_jobs(sweep_env):
+    """--list trains nothing: it writes each length's configs and prints one job per (seed,
+    length, method) carrying the settings the job reads, so the lines can join another queue."""
+    tmp, env = sweep_env
+    out = tmp / "sched list"                      # a space: the job lines are quoted
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "schedule_study.sh"), "--list"], cwd=tmp,
+                          capture_output=True, text=True, timeout=120,
+                          env={**env, "EPOCHS": "3 8", "SEEDS": "1 2", "METHODS": "crosshar recon_only", "OUT": str(out), "PRECISION": "bf16"})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2 * 2 * 2                # seeds x lengths x methods
+    assert all("PRECISION=bf16" in line and "OMP_NUM_THREADS=" in line and "CLF_CFG=" in line for line in lines)
+    assert sum("sweep_job.sh recon_only limu 2 uci" in line and "e8/config/pretrain_recon.json" in line
+               for line in lines) == 1
+    assert json.loads((out / "e8" / "config" / "pretrain.json").read_text())["n_epochs_cl"] == 4
+    assert not list(out.rglob("saved")) and not list(out.rglob("schedule.md")), "nothing ran"
 
 
 @pytest.mark.slow

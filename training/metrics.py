@@ -13,6 +13,17 @@ def percent_mean_sd(values):
     return f"{v[0]:.1f}" if len(v) == 1 else f"{statistics.mean(v):.1f} ± {statistics.stdev(v):.1f}"
 
 
+def percent_mean_se(differences):
+    """Paired differences (fractions) as "+mean ± standard error" in percentage points, and how
+    many are above zero; the standard error treats the differences as independent. One
+    difference alone has no spread."""
+    d = [100 * x for x in differences]
+    wins = sum(x > 0 for x in d)
+    if len(d) == 1:
+        return f"{d[0]:+.1f}", wins
+    return f"{statistics.mean(d):+.1f} ± {statistics.stdev(d) / len(d) ** 0.5:.1f}", wins
+
+
 def classification_metrics(y_true, y_pred, n_classes):
     labels = list(range(n_classes))
     kw = dict(labels=labels, zero_division=0)
