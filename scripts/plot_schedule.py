@@ -65,13 +65,15 @@ def contrastive_gain(cells, epochs):
     lines = ["**crosshar minus recon_only** (percentage points, paired by seed: mean ± standard error, "
              "crosshar higher in k of n)", "",
              "| metric | pair | " + " | ".join(f"{e} epochs" for e in epochs) + " |", "|---|---|" + "---|" * len(epochs)]
+    def differences(pair, e, key):   # over the seeds both methods have at this length
+        ch, ro = cells[("crosshar", pair)].get(e, {}), cells[("recon_only", pair)].get(e, {})
+        return [v - ro[key][seed] for seed, v in ch.get(key, {}).items() if seed in ro.get(key, {})]
+
     for key, title in METRICS:
         for label, chosen in [(p, [p]) for p in pairs] + ([("all pairs", pairs)] if len(pairs) > 1 else []):
             row = []
             for e in epochs:
-                diffs = [a[e][key][seed] - b[e][key][seed] for p in chosen
-                         for a, b in [(cells[("crosshar", p)], cells[("recon_only", p)])]
-                         if e in a and e in b for seed in a[e][key] if seed in b[e][key]]
+                diffs = [d for p in chosen for d in differences(p, e, key)]
                 if diffs:
                     text, wins = percent_mean_se(diffs)
                     row.append(f"{text} ({wins} of {len(diffs)})")

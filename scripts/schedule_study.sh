@@ -12,8 +12,8 @@
 # Settings (environment variables; defaults in brackets):
 #   EPOCHS [4 20 60 200]   SEEDS [1 2]   METHODS [crosshar recon_only]   BACKBONE [limu]
 #   SOURCE [uci]   TARGETS [usc_had,dsads]   RATES [0.1]   AUG [channel_aug]
-#   PRETRAIN_CFG [config/pretrain.json: its n_epochs and n_epochs_cl are replaced]
-#   CLF_CFG [config/classifier_train.json: 100 epochs]   PRECISION [auto]   DATA_DIR [dataset]
+#   PRETRAIN_CFG [config/sweep/pretrain.json: its n_epochs and n_epochs_cl are replaced]
+#   CLF_CFG [config/sweep/classifier.json: 100 epochs]   PRECISION [auto]   DATA_DIR [dataset]
 #   OUT [results/schedule]   JOBS [2]   PYTHON [python]
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -27,10 +27,11 @@ PY=${PYTHON:-python}
 absolute() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 OUT=$(absolute "${OUT:-results/schedule}")
 export DATA_DIR; DATA_DIR=$(absolute "${DATA_DIR:-dataset}")
-export CLF_CFG; CLF_CFG=$(absolute "${CLF_CFG:-$REPO/config/classifier_train.json}")
+export CLF_CFG; CLF_CFG=$(absolute "${CLF_CFG:-$REPO/config/sweep/classifier.json}")
 export PRECISION=${PRECISION:-auto} PYTHON=$PY RATES=${RATES:-0.1} AUG=${AUG:-channel_aug}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # JOBS one-thread jobs (see scripts/sweep_cpu.sh)
-base=$(absolute "${PRETRAIN_CFG:-$REPO/config/pretrain.json}")
+# the results table's configs are the base, so the study's length that the table uses is the table's run
+base=$(absolute "${PRETRAIN_CFG:-$REPO/config/sweep/pretrain.json}")
 
 for e in $EPOCHS; do
   case $e in ''|*[!0-9]*|0) echo "error: EPOCHS: '$e' is not a positive whole number" >&2; exit 2 ;; esac
