@@ -2,8 +2,9 @@
 
     python scripts/aggregate.py [--runs results/runs] [--out results] [--keep results/summary.csv]
 Writes OUT/summary.csv (one row per run), OUT/summary.md (mean +- std over seeds per method,
-backbone and pair, the average over pairs, and paired differences with their standard errors)
-and OUT/heatmap.png (source x target accuracy). --keep adds the rows of an earlier summary.csv
+backbone and pair, the average over the ordered pairs and, apart, over the leave-one-out unions,
+and paired differences with their standard errors, pairs and unions apart) and OUT/heatmap.png
+(source x target accuracy). --keep adds the rows of an earlier summary.csv
 that no result file in --runs replaces, so a table can grow by new rows (say, a new backbone)
 without re-running the old ones.
 """
@@ -72,7 +73,12 @@ def merge(kept, new):
     return [r for r in kept if tuple(r[k] for k in KEY) not in replaced] + new
 
 
-def paired_differences(rows, metric="accuracy"):
+def is_union(source):
+    """A leave-one-out union (sources joined by '+'), as opposed to a single-source pair."""
+    return "+" in source
+
+
+def paired_differences(rows, metric="accuracy", runs="(pair, seed) runs"):
     """Markdown: crosshar minus each other method (same backbone), and mamba minus limu (same
     method), matched by (label rate, pair, seed). The standard error treats the matches as
     independent; the two targets of one source share a pretraining, so it is a lower bound."""
@@ -96,33 +102,42 @@ def paired_differences(rows, metric="accuracy"):
     if not lines:
         return ""
     return ("\n".join([f"Paired differences in target {metric.replace('_', '-')} (percentage points, A minus B, "
-                       "mean ± standard error over the (pair, seed) runs both have):", "",
+                       f"mean ± standard error over the {runs} both have):", "",
                        "| A | B | A - B | A better in |", "|---|---|---|---|"] + lines) + "\n")
 
 
 def table(rows):
-    """Markdown: one line per (label rate, method, backbone), one column per pair + average."""
-    pairs = sorted({(r["source"], r["target"]) for r in rows}, key=lambda p: ("+" in p[0], p))
+    """Markdown: one line per (label rate, method, backbone); one column per ordered pair and
+    their average, then one per leave-one-out union and theirs (a union pretrains on about twice
+    a pair's windows, so the two kinds are averaged apart)."""
+    all_pairs = sorted({(r["source"], r["target"]) for r in rows})
+    scopes = [(name, [p for p in all_pairs if is_union(p[0]) == union])
+              for name, union in (("pairs", False), ("unions", True))]
+    scopes = [(name, pairs) for name, pairs in scopes if pairs]
     groups = defaultdict(list)
     for r in rows:
         groups[(r["label_rate"], r["method"], r["backbone"], r["source"], r["target"])].append(r)
     keys = sorted({(r["label_rate"], r["method"], r["backbone"]) for r in rows})
-    head = ["label rate", "method", "backbone"] + [f"{s} -> {t}" for s, t in pairs] + ["mean over pairs"]
+    head = ["label rate", "method", "backbone"]
+    for name, pairs in scopes:
+        head += [f"{s} -> {t}" for s, t in pairs] + [f"mean over {name}"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for metric in ("accuracy", "macro_f1"):
         lines.append(f"| **{metric}** |" + " |" * (len(head) - 1))
         for rate, method, backbone in keys:
-            cells, means = [], []
-            for s, t in pairs:
-                runs = groups.get((rate, method, backbone, s, t), [])
-                if not runs:
-                    cells.append("-")
-                    continue
-                values = [r[metric] for r in runs]
-                means.append(statistics.mean(values))
-                cells.append(f"{percent_mean_sd(values)} (n={len(runs)})")
-            avg = f"{100 * sum(means) / len(means):.1f}" if means else "-"
-            lines.append(f"| {rate:g} | {method} | {backbone} | " + " | ".join(cells) + f" | {avg} |")
+            cells = []
+            for _, pairs in scopes:
+                means = []
+                for s, t in pairs:
+                    runs = groups.get((rate, method, backbone, s, t), [])
+                    if not runs:
+                        cells.append("-")
+                        continue
+                    values = [r[metric] for r in runs]
+                    means.append(statistics.mean(values))
+                    cells.append(f"{percent_mean_sd(values)} (n={len(runs)})")
+                cells.append(f"{100 * sum(means) / len(means):.1f}" if means else "-")
+            lines.append(f"| {rate:g} | {method} | {backbone} | " + " | ".join(cells) + " |")
     maj = defaultdict(list)
     for r in rows:
         maj[r["target"]].append(r["majority_rate"])
@@ -130,10 +145,17 @@ def table(rows):
     lines.append("Majority-class rate of each target (the accuracy of always guessing its largest class): "
                  + ", ".join(f"{t} {100 * v[0]:.1f}" for t, v in sorted(maj.items())) + ".")
     text = "\n".join(lines) + "\n"
+    union_rows = [r for r in rows if is_union(r["source"])]
     for metric in ("accuracy", "macro_f1"):
-        paired = paired_differences(rows, metric)
-        if paired:
-            text += "\n" + paired
+        if not union_rows:
+            groups_of_runs = [(rows, "(pair, seed) runs")]
+        else:
+            groups_of_runs = [([r for r in rows if not is_union(r["source"])], "ordered (pair, seed) runs"),
+                              (union_rows, "leave-one-out (union, seed) runs")]
+        for subset, runs in groups_of_runs:
+            paired = paired_differences(subset, metric, runs)
+            if paired:
+                text += "\n" + paired
     return text
 
 
@@ -143,7 +165,7 @@ def heatmap(rows, out):
     import matplotlib.pyplot as plt
     import numpy as np
     combos = sorted({(r["method"], r["backbone"]) for r in rows})
-    sources = sorted({r["source"] for r in rows}, key=lambda s: ("+" in s, s))
+    sources = sorted({r["source"] for r in rows}, key=lambda s: (is_union(s), s))
     targets = sorted({r["target"] for r in rows})
     fig, axes = plt.subplots(1, len(combos), figsize=(3.2 * len(combos) + 1, 0.55 * len(sources) + 2.2),
                              squeeze=False)

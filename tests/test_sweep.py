@@ -158,6 +158,30 @@ def test_aggregate_keep_grows_an_earlier_table_and_new_runs_replace_old_rows(tmp
     assert "| crosshar / mamba | crosshar / limu | +5.0 ± 0.0 | 2 of 2 |" in md
 
 
+def test_aggregate_averages_pairs_and_unions_apart_and_pairs_their_differences_apart(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    # (method, source, target): accuracies at seeds 1, 2
+    accs = {("crosshar", "uci", "usc_had"): [0.6, 0.7], ("recon_only", "uci", "usc_had"): [0.5, 0.5],
+            ("crosshar", "uci,dsads", "usc_had"): [0.2, 0.4], ("recon_only", "uci,dsads", "usc_had"): [0.4, 0.4]}
+    for (method, source, target), values in accs.items():
+        for seed, acc in enumerate(values, 1):
+            (runs / f"{method}_{source}_{seed}.json").write_text(json.dumps({
+                "method": method, "backbone": "limu", "source": source, "target": target, "seed": seed,
+                "label_rate": 0.1, "target_metrics": {"accuracy": acc, "macro_f1": acc, "majority_rate": 0.39}}))
+    subprocess.run([sys.executable, str(REPO / "scripts" / "aggregate.py"), "--runs", str(runs),
+                    "--out", str(tmp_path)], capture_output=True, text=True, check=True)
+    md = (tmp_path / "summary.md").read_text()
+    assert "| uci -> usc_had | mean over pairs | uci+dsads -> usc_had | mean over unions |" in md
+    assert "| 0.1 | crosshar | limu | 65.0 ± 7.1 (n=2) | 65.0 | 30.0 ± 14.1 (n=2) | 30.0 |" in md
+    # crosshar - recon_only: pairs +10, +20 -> +15 +- 5; unions -20, 0 -> -10 +- 10; never pooled
+    pairs_part, unions_part = md.split("leave-one-out (union, seed) runs")[:2]
+    assert "ordered (pair, seed) runs" in pairs_part
+    assert "| crosshar / limu | recon_only / limu | +15.0 ± 5.0 | 2 of 2 |" in pairs_part
+    assert "| crosshar / limu | recon_only / limu | -10.0 ± 10.0 | 0 of 2 |" in unions_part
+    assert "+2.5" not in md     # the pooled mean of all four differences
+
+
 def test_aggregate_keep_rejects_a_file_that_is_not_a_summary(tmp_path):
     _write_runs(tmp_path / "runs", {("crosshar", "limu", "v1"): [0.5]})
     bad = tmp_path / "bad.csv"
