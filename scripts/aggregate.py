@@ -146,13 +146,11 @@ def table(rows):
                  + ", ".join(f"{t} {100 * v[0]:.1f}" for t, v in sorted(maj.items())) + ".")
     text = "\n".join(lines) + "\n"
     union_rows = [r for r in rows if is_union(r["source"])]
+    kinds = [(rows, "(pair, seed) runs")] if not union_rows else [
+        ([r for r in rows if not is_union(r["source"])], "ordered (pair, seed) runs"),
+        (union_rows, "leave-one-out (union, seed) runs")]
     for metric in ("accuracy", "macro_f1"):
-        if not union_rows:
-            groups_of_runs = [(rows, "(pair, seed) runs")]
-        else:
-            groups_of_runs = [([r for r in rows if not is_union(r["source"])], "ordered (pair, seed) runs"),
-                              (union_rows, "leave-one-out (union, seed) runs")]
-        for subset, runs in groups_of_runs:
+        for subset, runs in kinds:
             paired = paired_differences(subset, metric, runs)
             if paired:
                 text += "\n" + paired
