@@ -78,6 +78,16 @@ def is_union(source):
     return "+" in source
 
 
+# The two kinds of run, summarised apart: a union pretrains on about twice a pair's windows.
+KINDS = (("pairs", "ordered (pair, seed) runs", False), ("unions", "leave-one-out (union, seed) runs", True))
+
+
+def split_by_kind(rows):
+    """[(name, what its runs are called, its rows)] for each kind present, pairs first."""
+    split = [(name, runs, [r for r in rows if is_union(r["source"]) == union]) for name, runs, union in KINDS]
+    return [kind for kind in split if kind[2]]
+
+
 def paired_differences(rows, metric="accuracy", runs="(pair, seed) runs"):
     """Markdown: crosshar minus each other method (same backbone), and mamba minus limu (same
     method), matched by (label rate, pair, seed). The standard error treats the matches as
@@ -108,12 +118,9 @@ def paired_differences(rows, metric="accuracy", runs="(pair, seed) runs"):
 
 def table(rows):
     """Markdown: one line per (label rate, method, backbone); one column per ordered pair and
-    their average, then one per leave-one-out union and theirs (a union pretrains on about twice
-    a pair's windows, so the two kinds are averaged apart)."""
-    all_pairs = sorted({(r["source"], r["target"]) for r in rows})
-    scopes = [(name, [p for p in all_pairs if is_union(p[0]) == union])
-              for name, union in (("pairs", False), ("unions", True))]
-    scopes = [(name, pairs) for name, pairs in scopes if pairs]
+    their average, then one per leave-one-out union and theirs (KINDS)."""
+    kinds = split_by_kind(rows)
+    scopes = [(name, sorted({(r["source"], r["target"]) for r in kind_rows})) for name, _, kind_rows in kinds]
     groups = defaultdict(list)
     for r in rows:
         groups[(r["label_rate"], r["method"], r["backbone"], r["source"], r["target"])].append(r)
@@ -145,13 +152,9 @@ def table(rows):
     lines.append("Majority-class rate of each target (the accuracy of always guessing its largest class): "
                  + ", ".join(f"{t} {100 * v[0]:.1f}" for t, v in sorted(maj.items())) + ".")
     text = "\n".join(lines) + "\n"
-    union_rows = [r for r in rows if is_union(r["source"])]
-    kinds = [(rows, "(pair, seed) runs")] if not union_rows else [
-        ([r for r in rows if not is_union(r["source"])], "ordered (pair, seed) runs"),
-        (union_rows, "leave-one-out (union, seed) runs")]
     for metric in ("accuracy", "macro_f1"):
-        for subset, runs in kinds:
-            paired = paired_differences(subset, metric, runs)
+        for _, runs, kind_rows in kinds:
+            paired = paired_differences(kind_rows, metric, runs)
             if paired:
                 text += "\n" + paired
     return text
